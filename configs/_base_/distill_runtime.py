@@ -1,0 +1,5 @@
+# What every mmdistkd distillation config adds to its student's config (inherit it last in `_base_`, or copy
+# these lines): the custom import (so upstream tools work too), the student export at the end of training,
+# and validation of the student (the teacher's metrics once, prefixed "teacher.").
+custom_imports = dict(imports=['mmdistkd'], allow_failed_imports=False)
+custom_hooks = [dict(type='mmdistkd.StudentExportHook')]

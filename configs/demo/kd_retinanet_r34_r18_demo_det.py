@@ -1,0 +1,20 @@
+# Demo: KD (per-class binary KL on the classification logits of every FPN level) from the demo RetinaNet-R34
+# teacher into the demo RetinaNet-R18 student. `make demo` passes the teacher it trained as
+# model.teacher_ckpt.
+_base_ = ['./retinanet_r18_demo_det_student.py', '../_base_/distill_runtime.py']
+
+model = dict(
+    _delete_=True,
+    type='mmdistkd.SingleTeacherDistill',
+    architecture=dict(cfg_path='mmdistkd::demo/retinanet_r18_demo_det_student.py'),
+    teacher=dict(cfg_path='mmdistkd::demo/retinanet_r34_demo_det_teacher.py'),
+    teacher_ckpt=None,
+    distiller=dict(
+        type='ConfigurableDistiller',
+        student_recorders=dict(cls=dict(type='ModuleOutputs', source='bbox_head.retina_cls')),
+        teacher_recorders=dict(cls=dict(type='ModuleOutputs', source='bbox_head.retina_cls')),
+        distill_losses=dict(loss_kd=dict(type='KLDivergence', sigmoid=True, tau=1.0, loss_weight=1.0)),
+        loss_forward_mappings=dict(loss_kd=dict(
+            preds_S=dict(from_student=True, recorder='cls', record_idx='all'),
+            preds_T=dict(from_student=False, recorder='cls', record_idx='all')))))
+val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')

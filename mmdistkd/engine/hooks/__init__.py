@@ -1,0 +1,1 @@
+from .student_export_hook import StudentExportHook  # noqa: F401

@@ -1,0 +1,1 @@
+from .distill_val_loop import SingleTeacherDistillValLoop  # noqa: F401

@@ -1,0 +1,1 @@
+from .single_teacher_distill import SingleTeacherDistill  # noqa: F401

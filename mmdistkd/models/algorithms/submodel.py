@@ -1,0 +1,77 @@
+"""Builds the student and the teacher, each in its own registry scope.
+
+A distillation config runs under one ``default_scope`` (often an inherited ``'mmdet'``), but the student
+and teacher types (``RetinaNet``, ``ResNet``, ...) must resolve in their own package's registry while the
+distiller's types resolve in mmdistkd's. A model is given as a dict or as ``cfg_path`` (a ``pkg::`` path or a
+local config file) plus optional overrides merged into that file's ``model``.
+"""
+import os.path as osp
+
+from mmengine.config import Config
+from mmengine.config.utils import MODULE2PACKAGE, _get_external_cfg_base_path
+from mmengine.registry import DefaultScope
+from mmengine.registry import MODELS as ROOT_MODELS
+from mmengine.utils import get_installed_path
+
+# Packages whose registries may hold a student or teacher type, searched when nothing names the scope.
+CANDIDATE_SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
+
+
+def load_model_config(cfg_path):
+    """(model cfg, default scope) of a config file given as ``pkg::rel/path.py`` or a local path."""
+    if '::' in cfg_path:
+        package, rel_path = cfg_path.split('::', 1)
+        if package not in MODULE2PACKAGE:
+            raise ValueError(f'cfg_path {cfg_path!r}: unknown package {package!r}; known: {sorted(MODULE2PACKAGE)}')
+        path = _get_external_cfg_base_path(get_installed_path(MODULE2PACKAGE[package]), rel_path)
+    else:
+        if not osp.isfile(cfg_path):
+            raise FileNotFoundError(f'cfg_path {cfg_path!r} does not exist')
+        path = cfg_path
+    cfg = Config.fromfile(path)
+    if 'model' not in cfg:
+        raise ValueError(f'{cfg_path} defines no `model`')
+    model = cfg.model
+    # mmpretrain keeps the data preprocessor at the top level of its configs.
+    if 'data_preprocessor' in cfg and 'data_preprocessor' not in model:
+        model.data_preprocessor = cfg.data_preprocessor
+    return model, cfg.get('default_scope')
+
+
+def _scope_holding(type_name):
+    """The first scope, the current one first, whose model registry has ``type_name``."""
+    current = DefaultScope.get_current_instance()
+    scopes = ([current.scope_name] if current is not None else []) + list(CANDIDATE_SCOPES)
+    for scope in dict.fromkeys(s for s in scopes if s != 'mmdistkd'):
+        with ROOT_MODELS.switch_scope_and_registry(scope) as registry:
+            if registry.scope == scope and registry.get(type_name) is not None:
+                return scope
+    return None
+
+
+def build_submodel(model_cfg, role):
+    """Builds the student or teacher (``role`` names it in errors) under its own scope."""
+    model_cfg = dict(model_cfg)
+    scope = model_cfg.pop('_scope_', None)
+    if 'cfg_path' in model_cfg:
+        cfg_path = model_cfg.pop('cfg_path')
+        model_cfg.pop('pretrained', None)  # MMRazor's key; weights come from teacher_ckpt / load_from
+        loaded, file_scope = load_model_config(cfg_path)
+        loaded.merge_from_dict(model_cfg) if model_cfg else None
+        model_cfg, scope = loaded.to_dict(), scope or file_scope
+    if 'type' not in model_cfg:
+        raise ValueError(f'the {role} config needs `type` or `cfg_path`')
+    type_name = model_cfg['type']
+    if isinstance(type_name, str) and '.' in type_name and scope is None:
+        scope, model_cfg['type'] = type_name.split('.', 1)
+    if scope is None:
+        scope = _scope_holding(type_name) if isinstance(type_name, str) else None
+        if scope is None:
+            raise ValueError(f'the {role} type {type_name!r} is not registered in any of {CANDIDATE_SCOPES}; '
+                             'prefix it with its package (e.g. "mmdet.RetinaNet") or give `cfg_path`')
+    with ROOT_MODELS.switch_scope_and_registry(scope) as registry:
+        if registry.scope != scope:
+            raise ValueError(f'the {role} needs the registry scope {scope!r}, which is not installed')
+        model = registry.build(model_cfg)
+    model._mmdistkd_scope = scope
+    return model

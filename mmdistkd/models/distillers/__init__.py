@@ -1,0 +1,1 @@
+from .configurable_distiller import ConfigurableDistiller  # noqa: F401

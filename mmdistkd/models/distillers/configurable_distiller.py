@@ -1,0 +1,181 @@
+"""ConfigurableDistiller: recorders -> loss_forward_mappings (-> connectors) -> distill losses.
+
+MMRazor's config keys::
+
+    distiller=dict(
+        type='ConfigurableDistiller',
+        student_recorders=dict(cls=dict(type='ModuleOutputs', source='bbox_head.retina_cls')),
+        teacher_recorders=dict(cls=dict(type='ModuleOutputs', source='bbox_head.retina_cls')),
+        connectors=dict(),
+        distill_losses=dict(loss_dist=dict(type='DISTLoss', mode='sigmoid_anchor', num_classes=80)),
+        loss_forward_mappings=dict(loss_dist=dict(
+            logits_S=dict(from_student=True, recorder='cls', record_idx='all'),
+            logits_T=dict(from_student=False, recorder='cls', record_idx='all'))))
+
+A mapping item takes ``from_student``, ``recorder``, ``record_idx`` (an int, a list of ints, or ``'all'``:
+a list with one tensor per call), ``data_idx`` and ``connector`` (the name of an entry of ``connectors``
+applied to the recorded value). A loss whose ``forward`` has a ``data_samples`` parameter also receives
+the batch's data samples (ground truth). A loss returns a tensor, logged and summed under its config name,
+or a dict whose ``'loss'`` entry is that and whose other entries are logged under their own keys.
+"""
+import inspect
+
+import torch
+from torch import nn
+
+from mmdistkd.models.recorders import RecorderManager
+from mmdistkd.models.recorders.recorders import ModuleRecorder
+from mmdistkd.registry import MODELS
+
+MAPPING_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx', 'connector'}
+
+
+def forward_parameters(module):
+    """(accepted names, required names, takes **kwargs) of ``module.forward``."""
+    params = inspect.signature(module.forward).parameters.values()
+    accepted = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    required = {p.name for p in params
+                if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params)
+    return accepted, required, takes_kwargs
+
+
+def describe(value):
+    """A short description of a recorded value for error messages: shapes, also inside lists."""
+    if torch.is_tensor(value):
+        return f'Tensor{tuple(value.shape)}'
+    if isinstance(value, (list, tuple)):
+        return f'{type(value).__name__}[' + ', '.join(describe(v) for v in value) + ']'
+    return type(value).__name__
+
+
+def nearest_num_classes(model, module_name):
+    """``num_classes`` of the module named ``module_name`` or of its closest ancestor that has one."""
+    parts = module_name.split('.')
+    for depth in range(len(parts), -1, -1):
+        owner = model.get_submodule('.'.join(parts[:depth])) if depth else model
+        if isinstance(getattr(owner, 'num_classes', None), int):
+            return '.'.join(parts[:depth]) or type(model).__name__, owner.num_classes
+    return None, None
+
+
+@MODELS.register_module()
+class ConfigurableDistiller(nn.Module):
+
+    def __init__(self, student_recorders=None, teacher_recorders=None, connectors=None, distill_losses=None,
+                 loss_forward_mappings=None):
+        super().__init__()
+        self.student_recorders = RecorderManager(student_recorders)
+        self.teacher_recorders = RecorderManager(teacher_recorders)
+        self.connectors = nn.ModuleDict({name: MODELS.build(cfg) for name, cfg in (connectors or {}).items()})
+        self.distill_losses = nn.ModuleDict(
+            {name: MODELS.build(cfg) for name, cfg in (distill_losses or {}).items()})
+        self.loss_forward_mappings = dict(loss_forward_mappings or {})
+        self._check_mappings()
+
+    # ------------------------------------------------------------------ build-time checks
+    def _check_mappings(self):
+        for loss_name in self.distill_losses:
+            if loss_name not in self.loss_forward_mappings:
+                raise ValueError(f'distill loss {loss_name!r} has no entry in loss_forward_mappings')
+        for loss_name, mapping in self.loss_forward_mappings.items():
+            if loss_name not in self.distill_losses:
+                raise ValueError(f'loss_forward_mappings names {loss_name!r}, which is not in distill_losses '
+                                 f'({", ".join(self.distill_losses) or "empty"})')
+            loss = self.distill_losses[loss_name]
+            accepted, required, takes_kwargs = forward_parameters(loss)
+            signature = f'{type(loss).__name__}.forward{inspect.signature(loss.forward)}'
+            for arg, item in mapping.items():
+                if arg not in accepted and not takes_kwargs:
+                    raise ValueError(f'loss_forward_mappings[{loss_name!r}] maps {arg!r}, but {signature} '
+                                     'takes no such argument')
+                self._check_item(loss_name, arg, item)
+            missing = required - set(mapping) - {'data_samples'}
+            if missing:
+                raise ValueError(f'loss_forward_mappings[{loss_name!r}] does not map {sorted(missing)}, '
+                                 f'required by {signature}')
+
+    def _check_item(self, loss_name, arg, item):
+        where = f'loss_forward_mappings[{loss_name!r}][{arg!r}]'
+        unknown = set(item) - MAPPING_KEYS
+        if unknown:
+            raise ValueError(f'{where} has unknown keys {sorted(unknown)}; allowed: {sorted(MAPPING_KEYS)}')
+        if 'from_student' not in item or 'recorder' not in item:
+            raise ValueError(f'{where} needs from_student and recorder')
+        side = 'student' if item['from_student'] else 'teacher'
+        recorders = self._manager(item['from_student']).recorders
+        if item['recorder'] not in recorders:
+            raise ValueError(f'{where} names the {side} recorder {item["recorder"]!r}, but the {side} recorders '
+                             f'are: {", ".join(recorders) or "none"}')
+        connector = item.get('connector')
+        if connector is not None and connector not in self.connectors:
+            raise ValueError(f'{where} names the connector {connector!r}, but the connectors are: '
+                             f'{", ".join(self.connectors) or "none"}')
+
+    def prepare_from_student(self, student):
+        self.student_recorders.prepare_from_model(student, role='student')
+
+    def prepare_from_teacher(self, teacher):
+        self.teacher_recorders.prepare_from_model(teacher, role='teacher')
+
+    def check_num_classes(self, student, teacher):
+        """A loss that compares class scores (``compares_class_scores = True``) needs the recorded student and
+        teacher modules to predict the same classes."""
+        for loss_name, mapping in self.loss_forward_mappings.items():
+            if not getattr(self.distill_losses[loss_name], 'compares_class_scores', False):
+                continue
+            found = {}
+            for item in mapping.values():
+                recorder = self._manager(item['from_student']).get_recorder(item['recorder'])
+                model = student if item['from_student'] else teacher
+                if isinstance(recorder, ModuleRecorder):
+                    owner, num_classes = nearest_num_classes(model, recorder.source)
+                    if num_classes is not None:
+                        found['student' if item['from_student'] else 'teacher'] = (owner, num_classes)
+            if len(found) == 2 and found['student'][1] != found['teacher'][1]:
+                (s_owner, s_num), (t_owner, t_num) = found['student'], found['teacher']
+                raise ValueError(
+                    f'distill loss {loss_name!r} compares class scores, but the student {s_owner} has '
+                    f'num_classes={s_num} and the teacher {t_owner} has num_classes={t_num}. Give both heads '
+                    'the same num_classes (the teacher must be trained on the student\'s label set).')
+
+    # ------------------------------------------------------------------ per step
+    def _manager(self, from_student):
+        return self.student_recorders if from_student else self.teacher_recorders
+
+    def _gather(self, item):
+        recorder = self._manager(item['from_student']).get_recorder(item['recorder'])
+        value = recorder.get_record_data(item.get('record_idx', 0), item.get('data_idx'))
+        connector = item.get('connector')
+        if connector is not None:
+            connect = self.connectors[connector]
+            value = [connect(v) for v in value] if isinstance(value, list) else connect(value)
+        return value
+
+    def compute_distill_losses(self, data_samples=None):
+        losses = {}
+        for loss_name, mapping in self.loss_forward_mappings.items():
+            loss_module = self.distill_losses[loss_name]
+            kwargs = {arg: self._gather(item) for arg, item in mapping.items()}
+            if 'data_samples' in forward_parameters(loss_module)[0] and 'data_samples' not in kwargs:
+                kwargs['data_samples'] = data_samples
+            try:
+                result = loss_module(**kwargs)
+            except Exception as error:
+                inputs = ', '.join(f'{arg}={describe(kwargs[arg])} ({"student" if item["from_student"] else "teacher"}'
+                                   f' recorder {item["recorder"]!r})' for arg, item in mapping.items())
+                raise type(error)(f'distill loss {loss_name!r} ({type(loss_module).__name__}) failed on '
+                                  f'{inputs}: {error}') from error
+            if isinstance(result, dict):
+                extra = {key: value for key, value in result.items() if key != 'loss'}
+                clash = set(extra) & (set(losses) | set(self.distill_losses))
+                if clash:
+                    raise ValueError(f'distill loss {loss_name!r} returned keys {sorted(clash)} that another '
+                                     'loss already uses')
+                losses.update(extra)
+                result = result['loss']
+            losses[loss_name] = result
+        # Records hold this step's activations: release them (and keep the model deep-copyable for EMA).
+        self.student_recorders.reset()
+        self.teacher_recorders.reset()
+        return losses

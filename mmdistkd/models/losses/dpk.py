@@ -1,0 +1,293 @@
+"""DPK: Dynamic Prior Knowledge distillation (Qiu et al., ICLR 2023), one module per distilled stage.
+
+Part of the teacher's feature is given to the student as input ("prior knowledge"): both maps are
+tokenised, a random share ``pi`` of the token positions is taken from the teacher and the rest from
+the student, and a transformer decoder must regenerate the whole teacher map from this hybrid. The
+share follows the feature gap, ``pi = 1 - CKA(Fs, Ft)``, so it shrinks as the student catches up.
+
+Pipeline for ``Fs (B, Cs, h, w)`` and ``Ft (B, Ct, H, W)``:
+
+1. ``Fs`` is resized bilinearly to ``H x W`` if needed. If ``H`` or ``W`` is not a multiple of the
+   patch size, both maps are zero-padded at the bottom / right to the next multiple and the generated
+   map is cropped back, so the loss only covers real positions.
+2. ``pi`` (no gradient): linear CKA over spatial positions (see :mod:`.cka` for why not over images),
+   clipped to ``pi_range``; a non-finite CKA falls back to the middle of the range, with one warning.
+3. ``n = clamp(floor(pi * N), min_tokens, N - 1)`` of the ``N`` tokens are drawn per image as prior.
+   The cap at ``N - 1`` keeps at least one student token, the floor of ``min_tokens >= 1`` at least
+   one teacher token: both sides' embeddings and encoders then get a gradient every step, which DDP
+   without ``find_unused_parameters`` requires (and a hybrid with no student token would not train
+   the student at all). A map of a single token cannot hold both and is rejected.
+4. Patch embedding per side (conv, kernel = stride = patch size), then a transformer encoder per side
+   over the tokens that side contributes (the teacher encoder sees only the ``n`` prior tokens, so
+   ``pi`` bounds how much of the teacher enters), with fixed 2-D sin-cos position embeddings.
+5. The encoded tokens are put back at their positions (no learnable mask token), projected by a
+   shared linear layer, decoded by a transformer over all ``N`` tokens, and a linear head predicts
+   ``Ct * p * p`` values per token, folded back to ``F_hat (B, Ct, H, W)``.
+6. ``loss = loss_weight * MSE(F_hat, Ft)`` with the teacher detached.
+
+Settings:
+
+- Authors' reproduction (ImageNet R34 -> R18): ``encoder_depth=6, decoder_depth=4, num_heads=8,
+  embed_dims=None`` (= teacher stage channels), ``mlp_ratio=4``, ``pi_range=(0.1, 0.85)``; weight 0.2
+  per stage next to ``0.8 CE + 0.8 KD``.
+- Light (detection at 2 images per GPU, quick runs): ``encoder_depth=1, decoder_depth=1,
+  embed_dims=128, num_heads=4``.
+- Depth 0 is allowed: that encoder or decoder is the identity.
+"""
+import logging
+import math
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from torch import nn
+
+from mmdistkd.registry import MODELS
+from mmdistkd.utils.fp32 import fp32_forward
+from .cka import batch_unbiased_cka, token_linear_cka
+
+
+def sincos_pos_embed_2d(grid_h, grid_w, dims, device):
+    """Fixed 2-D sin-cos position embedding as in MAE, ``(grid_h * grid_w, dims)`` in row-major token
+    order: the first half of the channels encodes the row, the second half the column."""
+    quarter = dims // 4
+    omega = 1.0 / 10000 ** (torch.arange(quarter, device=device, dtype=torch.float32) / quarter)
+    rows = torch.arange(grid_h, device=device, dtype=torch.float32).repeat_interleave(grid_w)
+    cols = torch.arange(grid_w, device=device, dtype=torch.float32).repeat(grid_h)
+    row_angles = rows[:, None] * omega
+    col_angles = cols[:, None] * omega
+    return torch.cat([row_angles.sin(), row_angles.cos(), col_angles.sin(), col_angles.cos()], dim=1)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over ``(B, N, C)`` tokens with fused scaled dot-product attention."""
+
+    def __init__(self, dims, num_heads):
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dims, 3 * dims)
+        self.proj = nn.Linear(dims, dims)
+
+    def forward(self, tokens):
+        batch, num_tokens, dims = tokens.shape
+        qkv = self.qkv(tokens).reshape(batch, num_tokens, 3, self.num_heads, dims // self.num_heads)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(query, key, value)
+        return self.proj(attended.transpose(1, 2).reshape(batch, num_tokens, dims))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm transformer block: attention and MLP, each on a residual branch."""
+
+    def __init__(self, dims, num_heads, mlp_ratio):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dims)
+        self.attn = SelfAttention(dims, num_heads)
+        self.norm2 = nn.LayerNorm(dims)
+        hidden = int(dims * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dims, hidden), nn.GELU(), nn.Linear(hidden, dims))
+
+    def forward(self, tokens):
+        tokens = tokens + self.attn(self.norm1(tokens))
+        return tokens + self.mlp(self.norm2(tokens))
+
+
+class TokenTransformer(nn.Module):
+    """A stack of pre-norm blocks with a final LayerNorm; the position embedding is added at its input.
+
+    Depth 0 is the identity: without attention, position does not matter.
+    """
+
+    def __init__(self, dims, depth, num_heads, mlp_ratio):
+        super().__init__()
+        self.blocks = nn.ModuleList(TransformerBlock(dims, num_heads, mlp_ratio) for _ in range(depth))
+        self.norm = nn.LayerNorm(dims) if depth else nn.Identity()
+
+    def forward(self, tokens, pos_embed):
+        if not self.blocks:
+            return tokens
+        tokens = tokens + pos_embed
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.norm(tokens)
+
+
+def _take_tokens(tokens, ids):
+    """``tokens (B, N, C)`` at the positions ``ids (B, K)`` of each image: ``(B, K, C)``."""
+    return tokens.gather(1, ids[..., None].expand(-1, -1, tokens.shape[-1]))
+
+
+@MODELS.register_module()
+class DPKLoss(nn.Module):
+    """DPK feature distillation for one stage (see the module docstring for the method and settings).
+
+    Args:
+        student_channels (int): Channels of the student feature map.
+        teacher_channels (int): Channels of the teacher feature map (the generated map's channels).
+        patch_size (int): Kernel and stride of the patch embeddings; keeps the token count moderate
+            on large maps (attention is quadratic in it).
+        embed_dims (int, optional): Token width of encoders and decoder; default ``teacher_channels``.
+            Must be divisible by 4 (sin-cos embedding) and by ``num_heads``.
+        encoder_depth (int): Blocks of each side's encoder (0: identity).
+        decoder_depth (int): Blocks of the decoder (0: identity).
+        num_heads (int): Attention heads.
+        mlp_ratio (float): Hidden width of the MLPs relative to ``embed_dims``.
+        pi_range (tuple[float, float]): Clip range of the dynamic prior ratio ``1 - CKA``.
+        static_ratio (float, optional): A fixed prior ratio instead of the dynamic one (ablations).
+        min_tokens (int): Least number of teacher tokens per image (at least 1).
+        loss_type (str): ``'mse'`` (authors) or ``'l1'`` between generated and teacher map.
+        loss_weight (float): Weight of the loss.
+        stage (str): Name of the stage; the ratio is returned as ``'dpk_pi.<stage>'``.
+        cka_samples (str): What CKA treats as samples: ``'tokens'`` (spatial positions of all images;
+            works at 2 images per GPU) or ``'batch'`` (the authors' unbiased estimator over images;
+            undefined below 4 images, where the ratio falls back to the middle of ``pi_range``).
+
+    ``forward(preds_S, preds_T)`` returns ``{'loss': ..., 'dpk_pi.<stage>': ...}``.
+    """
+
+    _LOSSES = {'mse': F.mse_loss, 'l1': F.l1_loss}
+    _CKA_ESTIMATORS = {'tokens': token_linear_cka, 'batch': batch_unbiased_cka}
+
+    def __init__(self,
+                 student_channels,
+                 teacher_channels,
+                 patch_size=1,
+                 embed_dims=None,
+                 encoder_depth=6,
+                 decoder_depth=4,
+                 num_heads=8,
+                 mlp_ratio=4,
+                 pi_range=(0.1, 0.85),
+                 static_ratio=None,
+                 min_tokens=4,
+                 loss_type='mse',
+                 loss_weight=1.0,
+                 stage='s3',
+                 cka_samples='tokens'):
+        super().__init__()
+        embed_dims = embed_dims or teacher_channels
+        if embed_dims % 4 or embed_dims % num_heads:
+            raise ValueError(f'embed_dims ({embed_dims}) must be divisible by 4 and by num_heads ({num_heads})')
+        if not 0 <= pi_range[0] <= pi_range[1] <= 1:
+            raise ValueError(f'pi_range must satisfy 0 <= low <= high <= 1, got {pi_range}')
+        if static_ratio is not None and not 0 <= static_ratio <= 1:
+            raise ValueError(f'static_ratio must lie in [0, 1], got {static_ratio}')
+        if min_tokens < 1:
+            raise ValueError(f'min_tokens must be at least 1, got {min_tokens}')
+        if loss_type not in self._LOSSES:
+            raise ValueError(f'loss_type must be one of {sorted(self._LOSSES)}, got {loss_type!r}')
+        if cka_samples not in self._CKA_ESTIMATORS:
+            raise ValueError(f'cka_samples must be one of {sorted(self._CKA_ESTIMATORS)}, got {cka_samples!r}')
+        self.ratio_key = f'dpk_pi.{stage}'
+        if 'loss' in self.ratio_key:
+            raise ValueError(f'stage must not contain "loss" (mmengine would sum the ratio), got {stage!r}')
+
+        self.teacher_channels = teacher_channels
+        self.patch_size = patch_size
+        self.embed_dims = embed_dims
+        self.pi_range = tuple(pi_range)
+        self.static_ratio = static_ratio
+        self.min_tokens = min_tokens
+        self.loss_fn = self._LOSSES[loss_type]
+        self.loss_weight = loss_weight
+        self.cka_estimator = self._CKA_ESTIMATORS[cka_samples]
+        self._warned_nonfinite_cka = False
+
+        self.student_embed = nn.Conv2d(student_channels, embed_dims, patch_size, stride=patch_size)
+        self.teacher_embed = nn.Conv2d(teacher_channels, embed_dims, patch_size, stride=patch_size)
+        self.student_encoder = TokenTransformer(embed_dims, encoder_depth, num_heads, mlp_ratio)
+        self.teacher_encoder = TokenTransformer(embed_dims, encoder_depth, num_heads, mlp_ratio)
+        self.hybrid_proj = nn.Linear(embed_dims, embed_dims)
+        self.decoder = TokenTransformer(embed_dims, decoder_depth, num_heads, mlp_ratio)
+        self.head = nn.Linear(embed_dims, teacher_channels * patch_size * patch_size)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module):
+        # MAE's initialisation: xavier-uniform for linear layers and patch projections (seen as linear).
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(module.weight.view(module.weight.shape[0], -1))
+            nn.init.zeros_(module.bias)
+
+    def token_grid(self, height, width):
+        """Token rows and columns of a ``height x width`` map (padded up to multiples of the patch)."""
+        return math.ceil(height / self.patch_size), math.ceil(width / self.patch_size)
+
+    def prior_ratio(self, feat_s, feat_t):
+        """The share ``pi`` of teacher tokens: ``static_ratio`` if set, else ``1 - CKA`` clipped to
+        ``pi_range`` (the middle of the range if CKA is not finite). A Python float."""
+        if self.static_ratio is not None:
+            return float(self.static_ratio)
+        cka = float(self.cka_estimator(feat_s, feat_t))
+        low, high = self.pi_range
+        if not math.isfinite(cka):
+            if not self._warned_nonfinite_cka:
+                print_log(f'DPK {self.ratio_key}: CKA is not finite (constant features, or fewer than 4 '
+                          f'images with cka_samples="batch"); using pi = {(low + high) / 2} while it is '
+                          'not finite (warned once)', logger='current', level=logging.WARNING)
+                self._warned_nonfinite_cka = True
+            return (low + high) / 2
+        return min(max(1 - cka, low), high)
+
+    def num_prior_tokens(self, ratio, num_tokens):
+        """``clamp(floor(ratio * N), min_tokens, N - 1)``: at least one token from each side."""
+        if num_tokens < 2:
+            raise ValueError(f'DPK {self.ratio_key}: the feature map gives a single token, which cannot '
+                             'hold both a teacher and a student token; use a smaller patch_size')
+        return min(max(math.floor(ratio * num_tokens), self.min_tokens), num_tokens - 1)
+
+    @staticmethod
+    def random_prior_mask(batch, num_tokens, num_prior, device):
+        """``(B, N)`` boolean mask, True at exactly ``num_prior`` random positions per image."""
+        prior_ids = torch.rand(batch, num_tokens, device=device).argsort(dim=1)[:, :num_prior]
+        return torch.zeros(batch, num_tokens, dtype=torch.bool, device=device).scatter_(1, prior_ids, True)
+
+    def generate(self, feat_s, feat_t, prior_mask):
+        """The generated teacher map ``F_hat (B, Ct, H, W)`` from ``feat_s (B, Cs, H, W)`` and
+        ``feat_t (B, Ct, H, W)`` (same size), taking the teacher's token where ``prior_mask (B, N)``
+        is True. Every image must have the same number of True entries; a mask that is all True or all
+        False leaves one encoder without tokens, which only depth 0 handles (``forward`` never does)."""
+        batch, _, height, width = feat_t.shape
+        grid_h, grid_w = self.token_grid(height, width)
+        counts = prior_mask.sum(dim=1)
+        if (counts != counts[0]).any():
+            raise ValueError('prior_mask must select the same number of teacher tokens in every image')
+        num_prior = int(counts[0])
+
+        padding = (0, grid_w * self.patch_size - width, 0, grid_h * self.patch_size - height)
+        tokens_s = self.student_embed(F.pad(feat_s, padding)).flatten(2).transpose(1, 2)
+        tokens_t = self.teacher_embed(F.pad(feat_t, padding)).flatten(2).transpose(1, 2)
+        # Computed per call: it is cheap, and detection inputs come in many sizes.
+        pos_embed = sincos_pos_embed_2d(grid_h, grid_w, self.embed_dims, feat_t.device).expand(batch, -1, -1)
+
+        # Stable sort puts each image's prior positions first, then its student positions.
+        order = prior_mask.to(torch.uint8).argsort(dim=1, descending=True, stable=True)
+        prior_ids, student_ids = order[:, :num_prior], order[:, num_prior:]
+        encoded_t = self.teacher_encoder(_take_tokens(tokens_t, prior_ids), _take_tokens(pos_embed, prior_ids))
+        encoded_s = self.student_encoder(
+            _take_tokens(tokens_s, student_ids), _take_tokens(pos_embed, student_ids))
+        hybrid = _take_tokens(torch.cat([encoded_t, encoded_s], dim=1), order.argsort(dim=1))
+
+        patches = self.head(self.decoder(self.hybrid_proj(hybrid), pos_embed))
+        p = self.patch_size
+        generated = patches.reshape(batch, grid_h, grid_w, self.teacher_channels, p, p)
+        generated = generated.permute(0, 3, 1, 4, 2, 5).reshape(batch, self.teacher_channels, grid_h * p, grid_w * p)
+        return generated[:, :, :height, :width]
+
+    @fp32_forward
+    def forward(self, preds_S, preds_T):
+        feat_t = preds_T.detach()
+        batch, _, height, width = feat_t.shape
+        feat_s = preds_S
+        if feat_s.shape[-2:] != feat_t.shape[-2:]:
+            feat_s = F.interpolate(feat_s, size=(height, width), mode='bilinear', align_corners=False)
+
+        ratio = self.prior_ratio(feat_s, feat_t)
+        num_tokens = math.prod(self.token_grid(height, width))
+        prior_mask = self.random_prior_mask(batch, num_tokens, self.num_prior_tokens(ratio, num_tokens),
+                                            feat_t.device)
+        generated = self.generate(feat_s, feat_t, prior_mask)
+        return {
+            'loss': self.loss_weight * self.loss_fn(generated, feat_t),
+            self.ratio_key: feat_t.new_tensor(ratio),
+        }

@@ -1,0 +1,240 @@
+"""Tolerant teacher (Yang et al., "Knowledge Distillation in Generations: More Tolerant Teachers Educate
+Better Students", AAAI 2019), methods.md section 3.
+
+The first teacher of a generation chain is trained with ``eta * L_task + (1 - eta) * TSD``, where the
+top score difference
+
+    TSD = p[a_1] - 1/(K-1) * sum_{k=2..K} p[a_k]
+
+is taken over the K largest probabilities of the prediction itself (not the ground truth). Minimising
+it keeps some probability on a few secondary classes, which is what the later generations learn from.
+
+``TopScoreDifferenceLoss`` is the bare term (softmax over logits, (N, C) or dense (N, C, H, W)).
+``TolerantLoss`` wraps a head's own loss config so that a plain mmpretrain / mmdet / mmseg config trains
+a tolerant teacher by replacing one loss dict; see its docstring for a config per task.
+"""
+import torch
+import torch.nn as nn
+
+from mmdistkd.registry import MODELS
+from mmdistkd.utils.fp32 import fp32_forward
+
+# The package a base loss comes from says which caller it serves, hence how TSD reads the inputs.
+TASK_OF_PACKAGE = {'mmpretrain': 'cls', 'mmseg': 'seg', 'mmdet': 'det'}
+TASKS = ('cls', 'seg', 'det')
+
+
+def top_score_difference(probs, k):
+    """Per-sample TSD of probabilities ``probs (..., C)`` -> ``(...)``: top-1 minus the mean of ranks 2..k."""
+    if not 2 <= k <= probs.size(-1):
+        raise ValueError(f'TSD needs 2 <= k <= number of classes, got k={k} with {probs.size(-1)} classes')
+    top = probs.topk(k, dim=-1).values
+    return top[..., 0] - top[..., 1:].mean(dim=-1)
+
+
+def reduce_per_sample(values, valid=None, weight=None, avg_factor=None, reduction='mean'):
+    """Reduces per-sample ``values`` over the samples where ``valid`` holds, each scaled by ``weight``.
+
+    ``'mean'`` divides the sum by ``avg_factor`` when given (the caller's normaliser, as mmdet and
+    mmpretrain losses do), else by the number of valid samples; no valid sample gives 0, never NaN.
+    ``'none'`` returns the per-sample values with invalid samples zeroed.
+    """
+    if weight is not None:
+        values = values * weight.reshape(values.shape).to(values.dtype)
+    if valid is not None:
+        # where, not multiply: a masked-out sample must not pass a NaN or inf on
+        values = torch.where(valid.reshape(values.shape), values, values.new_zeros(()))
+    if reduction == 'none':
+        return values
+    if reduction == 'sum':
+        return values.sum()
+    if reduction != 'mean':
+        raise ValueError(f"reduction must be 'none', 'sum' or 'mean', got {reduction!r}")
+    if avg_factor is not None:
+        return values.sum() / (avg_factor + torch.finfo(torch.float32).eps)  # as mmdet's weight_reduce_loss
+    count = valid.sum().clamp(min=1) if valid is not None else max(values.numel(), 1)
+    return values.sum() / count
+
+
+def classes_last(scores):
+    """``(N, C)`` stays; dense ``(N, C, *spatial)`` -> ``(N, *spatial, C)``: every position is a sample."""
+    return scores if scores.dim() == 2 else scores.movedim(1, -1)
+
+
+@MODELS.register_module()
+class TopScoreDifferenceLoss(nn.Module):
+    """``loss_weight * mean TSD`` over the softmax of ``logits`` (N, C) or (N, C, H, W) (each pixel a sample).
+
+    Args:
+        k: number of top classes; ranks 2..k are the "secondary" classes kept alive.
+        loss_weight: multiplies the loss.
+    """
+
+    def __init__(self, k=3, loss_weight=1.0):
+        super().__init__()
+        self.k = k
+        self.loss_weight = loss_weight
+
+    @fp32_forward
+    def forward(self, logits, weight=None, valid_mask=None, avg_factor=None, reduction_override=None):
+        """``weight`` and ``valid_mask`` have the sample shape ((N,) or (N, H, W)); see
+        :func:`reduce_per_sample` for ``avg_factor`` and ``reduction_override``."""
+        tsd = top_score_difference(classes_last(logits).softmax(dim=-1), self.k)
+        return self.loss_weight * reduce_per_sample(
+            tsd, valid_mask, weight, avg_factor, reduction_override or 'mean')
+
+
+@MODELS.register_module()
+class TolerantLoss(nn.Module):
+    """``eta * base_loss + (1 - eta) * loss_weight * TSD``: a drop-in for a head's classification loss.
+
+    Both parts are normalised alike (the caller's ``avg_factor`` when it passes one), so each counted
+    sample contributes ``eta * L_i + (1 - eta) * TSD_i``. TSD is on the base loss's own activation:
+    sigmoid if ``base_loss.use_sigmoid`` else softmax, over the logits the head passes.
+
+    How the caller is served (``task``, by default read from the package of the built base loss):
+
+    - ``'cls'`` (mmpretrain, ``ClsHead.loss_module(cls_score, target, avg_factor=N)``): every sample
+      counts; ``target`` may be labels (N,) or soft scores (N, C) (mixup / cutmix) and only reaches
+      the base loss::
+
+          head=dict(type='LinearClsHead', num_classes=1000, in_channels=512,
+                    loss=dict(type='mmdistkd.TolerantLoss', eta=0.6, k=3,
+                              base_loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
+
+    - ``'seg'`` (mmseg ``loss_decode`` entry, called with (N, C, H, W) logits, (N, H, W) labels,
+      ``weight=``, ``ignore_index=``): TSD per pixel, averaged over pixels whose label is not
+      ``ignore_index``; ``loss_name`` must be unique among the head's entries and start with ``loss_``::
+
+          decode_head=dict(..., loss_decode=dict(
+              type='mmdistkd.TolerantLoss', loss_name='loss_tolerant',
+              base_loss=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)))
+
+    - ``'det'`` (mmdet, ``loss_cls(cls_score (M, C_out), labels (M,), label_weights (M,), avg_factor=)``;
+      background label = num_classes): TSD only on positive samples (``0 <= label < num_classes``),
+      weighted by ``label_weights`` and divided by the loss's ``avg_factor``; background samples get no
+      TSD gradient (raising their secondary scores would make false positives); zero positives give 0.
+
+      * sigmoid heads (RetinaNet focal loss): TSD over the C sigmoid scores. mmdet's dense heads read
+        ``use_sigmoid`` from the *config* dict before building the loss (and silently add a background
+        channel without it), so the wrapper dict must say ``use_sigmoid=True`` too; it is checked
+        against the base loss::
+
+            bbox_head=dict(type='RetinaHead', ..., loss_cls=dict(
+                type='mmdistkd.TolerantLoss', use_sigmoid=True,
+                base_loss=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
+                               loss_weight=1.0)))
+
+      * softmax heads (two-stage RoI heads, C+1 outputs): softmax over all C+1 outputs, as the
+        cross-entropy sees them, then TSD over the top-K of the C foreground probabilities (the
+        background is no class to be tolerant about), positive proposals only::
+
+            roi_head=dict(bbox_head=dict(..., loss_cls=dict(
+                type='mmdistkd.TolerantLoss',
+                base_loss=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0))))
+
+    ``base_loss`` is built from mmdistkd's registry under the current default scope (the runner sets
+    it from the config's ``default_scope``), so an unprefixed type resolves in the config's own
+    package; a prefixed one (``'mmdet.FocalLoss'``) resolves anywhere.
+
+    Args:
+        base_loss: config dict (or module) of the head's own loss.
+        eta: weight of the base loss; ``1 - eta`` weighs TSD. 0.6 and ``k=3`` are starting points for a
+            sweep: methods.md fixes neither.
+        k: number of top classes in TSD.
+        loss_weight: scale of the TSD term; None takes the base loss's ``loss_weight`` (e.g. 0.4 on an
+            auxiliary head), so the whole loss is ``w * (eta * L + (1 - eta) * TSD)``.
+        task: ``'cls'``, ``'seg'`` or ``'det'``; None infers it from the base loss's package.
+        use_sigmoid: must equal the base loss's ``use_sigmoid``; exists because mmdet heads read it
+            from the config dict (see above).
+        loss_name: the name mmseg logs the loss under; None takes the base loss's (``loss_ce``) or
+            ``loss_tolerant``.
+        ignore_index: label excluded from TSD for ``'seg'`` when the caller passes none.
+    """
+
+    def __init__(self, base_loss, eta=0.6, k=3, loss_weight=None, task=None, use_sigmoid=None,
+                 loss_name=None, ignore_index=255):
+        super().__init__()
+        if not 0.0 <= eta <= 1.0:
+            raise ValueError(f'eta must lie in [0, 1], got {eta}')
+        if k < 2:
+            raise ValueError(f'k must be at least 2, got {k}')
+        self.base_loss = build_base_loss(base_loss)
+        base_name = type(self.base_loss).__name__
+        # Custom class channels / activations (e.g. mmdet's SeesawLoss) change what the logits mean.
+        if getattr(self.base_loss, 'custom_cls_channels', False) or getattr(self.base_loss, 'custom_activation', False):
+            raise NotImplementedError(f'TolerantLoss cannot wrap {base_name}: it uses custom class channels')
+
+        self.use_sigmoid = bool(getattr(self.base_loss, 'use_sigmoid', False))
+        self.activated = bool(getattr(self.base_loss, 'activated', False))
+        if bool(use_sigmoid) != self.use_sigmoid:
+            raise ValueError(
+                f'TolerantLoss(use_sigmoid={use_sigmoid}) but its base loss {base_name} has use_sigmoid='
+                f'{self.use_sigmoid}: set use_sigmoid={self.use_sigmoid} in the TolerantLoss config dict '
+                'itself (mmdet heads read it from there to choose their number of class outputs)')
+
+        package = type(self.base_loss).__module__.split('.')[0]
+        self.task = task or TASK_OF_PACKAGE.get(package)
+        if self.task not in TASKS:
+            raise ValueError(f'task must be one of {TASKS} (cannot infer it for {base_name} from '
+                             f'package {package!r}), got {task!r}')
+
+        self.eta = eta
+        self.k = k
+        self.loss_weight = getattr(self.base_loss, 'loss_weight', 1.0) if loss_weight is None else loss_weight
+        self.ignore_index = ignore_index
+        self._loss_name = loss_name or getattr(self.base_loss, 'loss_name', 'loss_tolerant')
+
+    @property
+    def loss_name(self):
+        """mmseg's decode heads log each ``loss_decode`` entry under this key."""
+        return self._loss_name
+
+    @fp32_forward
+    def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None, **kwargs):
+        """Same call as the wrapped loss; extra keyword arguments go to it unchanged."""
+        base = self.base_loss(pred, target, weight=weight, avg_factor=avg_factor,
+                              reduction_override=reduction_override, **kwargs)
+        tsd = self.top_score_difference(pred, target, weight, avg_factor, reduction_override,
+                                        kwargs.get('ignore_index'))
+        if tsd.dim() != base.dim():
+            raise ValueError(f"reduction 'none': {type(self.base_loss).__name__} returns shape "
+                             f'{tuple(base.shape)}, per-sample TSD is {tuple(tsd.shape)}')
+        return self.eta * base + (1.0 - self.eta) * self.loss_weight * tsd
+
+    def top_score_difference(self, pred, target, weight, avg_factor, reduction_override, ignore_index):
+        """The reduced TSD term, before ``(1 - eta) * loss_weight``."""
+        scores = classes_last(pred)
+        if self.activated:  # e.g. mmdet FocalLoss(activated=True) is given probabilities
+            probs = scores
+        else:
+            probs = scores.sigmoid() if self.use_sigmoid else scores.softmax(dim=-1)
+        valid = None
+        if self.task == 'seg':
+            valid = target != (self.ignore_index if ignore_index is None else ignore_index)
+        elif self.task == 'det':
+            if not self.use_sigmoid:
+                probs = probs[..., :-1]  # drop the background column (the last one in mmdet)
+            num_classes = probs.size(-1)
+            if target.dim() == pred.dim():  # one-hot / score targets: a positive has a foreground entry
+                valid = (target[..., :num_classes] > 0).any(dim=-1)
+            else:
+                valid = (target >= 0) & (target < num_classes)
+        per_sample = top_score_difference(probs, self.k)
+        if weight is not None and weight.dim() > per_sample.dim():
+            raise ValueError(f'TolerantLoss takes one weight per sample (shape {tuple(per_sample.shape)}), '
+                             f'got {tuple(weight.shape)}')
+        return reduce_per_sample(per_sample, valid, weight, avg_factor, reduction_override or 'mean')
+
+
+def build_base_loss(cfg):
+    """Builds the wrapped loss: an unprefixed type resolves under the current default scope, a prefixed
+    one (``'mmdet.FocalLoss'``) in its own package's registry (mmengine imports it on demand)."""
+    if isinstance(cfg, nn.Module):
+        return cfg
+    try:
+        return MODELS.build(cfg)
+    except (KeyError, RuntimeError) as error:
+        raise type(error)(
+            f'{error}\nTolerantLoss: if base_loss type {cfg.get("type")!r} was not found, give its package '
+            "scope (e.g. type='mmdet.FocalLoss') or set the config's default_scope") from error

@@ -1,0 +1,14 @@
+"""mmdistkd's registries: children of mmengine's roots under the scope ``mmdistkd``.
+
+``type='mmdistkd.X'`` then resolves from any mmdet / mmseg / mmpretrain config that imports mmdistkd
+(``custom_imports = dict(imports=['mmdistkd'], allow_failed_imports=False)``).
+"""
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import Registry
+
+MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmdistkd', locations=['mmdistkd.models'])
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmdistkd', locations=['mmdistkd.engine'])
+LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope='mmdistkd', locations=['mmdistkd.engine'])
+# Recorders and connectors are models in MMRazor too (``type='ModuleOutputs'`` resolves in MODELS).

@@ -1,0 +1,59 @@
+"""Synthetic batches in the format each task's data preprocessor takes (``dict(inputs, data_samples)``), for
+smoke tests of real configs and for the benchmark: no dataset needed."""
+import torch
+
+
+def detection_batch(batch_size, height, width, num_classes, generator):
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    samples = []
+    for _ in range(batch_size):
+        num_boxes = 3
+        xy = torch.rand(num_boxes, 2, generator=generator) * torch.tensor([width * 0.6, height * 0.6])
+        wh = (torch.rand(num_boxes, 2, generator=generator) * 0.3 + 0.1) * torch.tensor([width, height])
+        sample = DetDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width),
+                                             pad_shape=(height, width), scale_factor=(1.0, 1.0),
+                                             batch_input_shape=(height, width)))
+        sample.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + wh], 1),
+                                           labels=torch.randint(0, num_classes, (num_boxes, ), generator=generator))
+        sample.ignored_instances = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
+        samples.append(sample)
+    return samples
+
+
+def segmentation_batch(batch_size, height, width, num_classes, generator):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    samples = []
+    for _ in range(batch_size):
+        label = torch.randint(0, num_classes, (1, height, width), generator=generator)
+        label[:, :height // 8] = 255  # some ignored pixels, as in Cityscapes
+        sample = SegDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width),
+                                             pad_shape=(height, width)))
+        sample.gt_sem_seg = PixelData(data=label)
+        samples.append(sample)
+    return samples
+
+
+def classification_batch(batch_size, height, width, num_classes, generator):
+    from mmpretrain.structures import DataSample
+    return [DataSample().set_gt_label(int(torch.randint(0, num_classes, (1, ), generator=generator)))
+            for _ in range(batch_size)]
+
+
+SAMPLE_MAKERS = dict(det=detection_batch, seg=segmentation_batch, cls=classification_batch)
+
+
+def synthetic_batch(task, batch_size, height, width, num_classes, seed=0):
+    """A random uint8 image batch with random ground truth for ``task`` in 'det', 'seg', 'cls'."""
+    generator = torch.Generator().manual_seed(seed)
+    inputs = [torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=generator)
+              for _ in range(batch_size)]
+    return dict(inputs=inputs,
+                data_samples=SAMPLE_MAKERS[task](batch_size, height, width, num_classes, generator))
+
+
+def task_of(model):
+    """'det', 'seg' or 'cls' from the package a (student) model comes from."""
+    package = type(model).__module__.split('.')[0]
+    return {'mmdet': 'det', 'mmseg': 'seg', 'mmpretrain': 'cls'}[package]

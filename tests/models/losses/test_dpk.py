@@ -1,0 +1,232 @@
+import math
+from unittest import mock
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmdistkd.models.losses.cka import batch_unbiased_cka, token_linear_cka
+from mmdistkd.models.losses.dpk import DPKLoss
+from mmdistkd.registry import MODELS
+
+LIGHT = dict(embed_dims=16, encoder_depth=1, decoder_depth=1, num_heads=2, mlp_ratio=2)
+
+
+def gram_linear_cka(x, y):
+    """Reference biased linear CKA in the Gram-matrix form, samples as rows, float64:
+    ``tr(KHLH) / sqrt(tr(KHKH) tr(LHLH))`` with ``H = I - 11^T / n``."""
+    x, y = x.double(), y.double()
+    n = x.shape[0]
+    centering = torch.eye(n, dtype=torch.float64) - torch.full((n, n), 1 / n, dtype=torch.float64)
+    gram_k, gram_l = centering @ x @ x.T @ centering, centering @ y @ y.T @ centering
+    return float((gram_k * gram_l).sum() / torch.sqrt((gram_k * gram_k).sum() * (gram_l * gram_l).sum()))
+
+
+def u_centred_cka(x, y):
+    """Reference unbiased CKA via U-centred Gram matrices (Kornblith et al.'s debiased estimator)."""
+    def u_centre(gram):
+        n = gram.shape[0]
+        gram = gram.clone().fill_diagonal_(0)
+        means = gram.sum(0) / (n - 2)
+        means = means - means.sum() / (2 * (n - 1))
+        return (gram - means[:, None] - means[None, :]).fill_diagonal_(0)
+
+    gram_k, gram_l = u_centre(x.double() @ x.double().T), u_centre(y.double() @ y.double().T)
+    return float((gram_k * gram_l).sum() / (gram_k.norm() * gram_l.norm()))
+
+
+def tokens_of(feat):
+    """``(B, C, H, W)`` -> ``(B*H*W, C)``: spatial positions as samples."""
+    return feat.permute(0, 2, 3, 1).flatten(0, 2)
+
+
+def smooth_maps(batch, channels, size, generator):
+    """Spatially smooth random maps: coarse noise upsampled, like real feature maps."""
+    coarse = torch.randn(batch, channels, size // 2, size // 2, generator=generator)
+    return F.interpolate(coarse, size=(size, size), mode='bilinear', align_corners=False)
+
+
+def test_pi_is_one_minus_token_cka_of_resized_student():
+    torch.manual_seed(0)
+    feat_s, feat_t = torch.randn(2, 6, 4, 5), torch.randn(2, 8, 8, 10)
+    feat_t[:, :6] += F.interpolate(feat_s, size=(8, 10), mode='bilinear', align_corners=False)
+    dpk = DPKLoss(6, 8, pi_range=(0.0, 1.0), stage='s4', **LIGHT)
+    out = dpk(feat_s, feat_t)
+
+    resized = F.interpolate(feat_s, size=(8, 10), mode='bilinear', align_corners=False)
+    expected = 1 - gram_linear_cka(tokens_of(resized), tokens_of(feat_t))
+    assert 0.05 < expected < 0.95
+    assert out['dpk_pi.s4'].item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_pi_is_clipped_to_range():
+    torch.manual_seed(0)
+    feat = torch.randn(2, 8, 4, 4)
+    dpk = DPKLoss(8, 8, pi_range=(0.2, 0.6), **LIGHT)
+    assert dpk.prior_ratio(feat, feat) == pytest.approx(0.2)  # identical features: CKA 1
+    assert dpk.prior_ratio(feat, torch.randn(2, 8, 4, 4)) == pytest.approx(0.6)  # 32 samples, 8 channels: low CKA
+
+
+def test_token_cka_separates_related_from_unrelated_at_batch_2():
+    for seed in range(3):
+        generator = torch.Generator().manual_seed(seed)
+        feat_s = smooth_maps(2, 8, 16, generator)
+        mixing = torch.randn(32, 8, generator=generator)
+        related = torch.einsum('oc,bchw->bohw', mixing, feat_s) + 0.1 * torch.randn(2, 32, 16, 16, generator=generator)
+        unrelated = smooth_maps(2, 32, 16, generator)
+
+        assert token_linear_cka(feat_s, related) > 0.8
+        assert token_linear_cka(feat_s, unrelated) < 0.3
+        # Why not images as samples: two centred samples are collinear, so biased CKA is exactly 1.
+        assert gram_linear_cka(feat_s.flatten(1), related.flatten(1)) == pytest.approx(1.0)
+        assert gram_linear_cka(feat_s.flatten(1), unrelated.flatten(1)) == pytest.approx(1.0)
+
+
+def test_token_cka_matches_gram_form_reference():
+    torch.manual_seed(1)
+    feat_s, feat_t = torch.randn(3, 5, 4, 6), torch.randn(3, 7, 4, 6)
+    assert float(token_linear_cka(feat_s, feat_t)) == pytest.approx(
+        gram_linear_cka(tokens_of(feat_s), tokens_of(feat_t)), abs=1e-10)
+
+
+def test_batch_cka_matches_unbiased_reference_and_is_nan_below_4_images():
+    torch.manual_seed(2)
+    feat_s, feat_t = torch.randn(6, 3, 4, 4), torch.randn(6, 5, 2, 2)
+    feat_t[:, 0] += 3 * feat_s[:, 0, :2, :2]
+    assert float(batch_unbiased_cka(feat_s, feat_t)) == pytest.approx(
+        u_centred_cka(feat_s.flatten(1), feat_t.flatten(1)), abs=1e-10)
+    assert math.isnan(batch_unbiased_cka(feat_s[:3], feat_t[:3]))
+
+
+@pytest.mark.parametrize('cka_samples, feat_t', [
+    ('tokens', torch.ones(2, 8, 4, 4)),  # constant teacher: 0 / 0
+    ('batch', torch.randn(2, 8, 4, 4)),  # 2 images: unbiased estimator undefined
+])
+def test_nonfinite_cka_falls_back_to_middle_of_range_with_one_warning(cka_samples, feat_t):
+    dpk = DPKLoss(8, 8, pi_range=(0.2, 0.6), cka_samples=cka_samples, **LIGHT)
+    with mock.patch('mmdistkd.models.losses.dpk.print_log') as warning:
+        for _ in range(2):
+            out = dpk(torch.randn(2, 8, 4, 4), feat_t)
+            assert out['dpk_pi.s3'].item() == pytest.approx(0.4)
+            assert torch.isfinite(out['loss'])
+    assert warning.call_count == 1
+
+
+def test_static_ratio_skips_cka():
+    dpk = DPKLoss(8, 8, static_ratio=0.3, **LIGHT)
+    with mock.patch.object(dpk, 'cka_estimator') as cka:
+        assert dpk(torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4))['dpk_pi.s3'].item() == pytest.approx(0.3)
+    cka.assert_not_called()
+
+
+def test_num_prior_tokens_keeps_one_token_of_each_side():
+    dpk = DPKLoss(8, 8, min_tokens=4, **LIGHT)
+    assert dpk.num_prior_tokens(0.5, 49) == 24
+    assert dpk.num_prior_tokens(0.01, 49) == 4  # min_tokens
+    assert dpk.num_prior_tokens(1.0, 49) == 48  # at least one student token
+    assert dpk.num_prior_tokens(0.1, 3) == 2  # min_tokens capped at N - 1
+    with pytest.raises(ValueError, match='single token'):
+        dpk.num_prior_tokens(0.5, 1)
+
+
+def test_mask_has_exactly_n_teacher_tokens_per_image():
+    torch.manual_seed(0)
+    mask = DPKLoss.random_prior_mask(5, 30, 7, 'cpu')
+    assert mask.dtype == torch.bool and mask.shape == (5, 30)
+    assert mask.sum(dim=1).tolist() == [7] * 5
+    assert len({tuple(row.tolist()) for row in mask}) > 1  # drawn per image
+
+    dpk = DPKLoss(8, 8, patch_size=2, static_ratio=0.5, min_tokens=1, **LIGHT)
+    with mock.patch.object(dpk, 'generate', wraps=dpk.generate) as generate:
+        dpk(torch.randn(3, 8, 7, 9), torch.randn(3, 8, 7, 9))  # 4 x 5 = 20 tokens
+    prior_mask = generate.call_args.args[2]
+    assert prior_mask.shape == (3, 20) and prior_mask.sum(dim=1).tolist() == [10] * 3
+
+
+def test_full_teacher_prior_through_identity_path_reproduces_teacher():
+    torch.manual_seed(0)
+    dpk = DPKLoss(6, 16, embed_dims=16, encoder_depth=0, decoder_depth=0, num_heads=4)
+    with torch.no_grad():
+        dpk.teacher_embed.weight.copy_(torch.eye(16)[..., None, None])
+        dpk.teacher_embed.bias.zero_()
+        for layer in (dpk.hybrid_proj, dpk.head):
+            layer.weight.copy_(torch.eye(16))
+            layer.bias.zero_()
+    feat_s, feat_t = torch.randn(2, 6, 5, 7), torch.randn(2, 16, 5, 7)
+    generated = dpk.generate(feat_s, feat_t, torch.ones(2, 35, dtype=torch.bool))
+    torch.testing.assert_close(generated, feat_t, atol=1e-5, rtol=0)
+
+
+def test_generate_rejects_uneven_masks():
+    dpk = DPKLoss(8, 8, **LIGHT)
+    mask = torch.zeros(2, 16, dtype=torch.bool)
+    mask[0, :3], mask[1, :4] = True, True
+    with pytest.raises(ValueError, match='same number'):
+        dpk.generate(torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4), mask)
+
+
+@pytest.mark.parametrize('patch_size, size_s, size_t', [(1, (3, 4), (6, 8)), (2, (7, 5), (7, 5)), (4, (2, 5), (2, 5))])
+def test_every_parameter_gets_a_finite_gradient(patch_size, size_s, size_t):
+    torch.manual_seed(0)
+    dpk = DPKLoss(6, 8, patch_size=patch_size, min_tokens=1, **LIGHT)
+    feat_s = torch.randn(2, 6, *size_s, requires_grad=True)
+    dpk(feat_s, torch.randn(2, 8, *size_t))['loss'].backward()
+    for name, param in dpk.named_parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all(), name
+    assert feat_s.grad is not None and feat_s.grad.abs().sum() > 0
+
+
+def test_output_keys_and_built_from_registry():
+    dpk = MODELS.build(dict(type='DPKLoss', student_channels=8, teacher_channels=8, stage='p4', loss_weight=0.5,
+                            **LIGHT))
+    out = dpk(torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4))
+    assert set(out) == {'loss', 'dpk_pi.p4'}
+    assert out['loss'].dim() == 0 and out['dpk_pi.p4'].dim() == 0
+    assert not out['dpk_pi.p4'].requires_grad
+    with pytest.raises(ValueError, match='loss'):
+        DPKLoss(8, 8, stage='loss_s3', **LIGHT)
+
+
+def test_loss_is_weighted_error_of_generated_map():
+    torch.manual_seed(0)
+    feat_s, feat_t = torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4)
+    for loss_type, error in (('mse', F.mse_loss), ('l1', F.l1_loss)):
+        dpk = DPKLoss(8, 8, static_ratio=0.25, loss_type=loss_type, loss_weight=0.2, **LIGHT)
+        torch.manual_seed(1)
+        loss = dpk(feat_s, feat_t)['loss']
+        torch.manual_seed(1)
+        mask = dpk.random_prior_mask(2, 16, 4, 'cpu')
+        torch.testing.assert_close(loss, 0.2 * error(dpk.generate(feat_s, feat_t, mask), feat_t))
+
+
+def test_fp32_under_bf16_autocast():
+    torch.manual_seed(0)
+    dpk = DPKLoss(6, 8, **LIGHT)
+    feat_s, feat_t = torch.randn(2, 6, 4, 4), torch.randn(2, 8, 4, 4)
+    torch.manual_seed(1)
+    expected = dpk(feat_s, feat_t)
+    torch.manual_seed(1)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = dpk(feat_s.bfloat16(), feat_t.bfloat16())
+    assert out['loss'].dtype == torch.float32 and out['dpk_pi.s3'].dtype == torch.float32
+    # Only the bf16 rounding of the inputs differs.
+    torch.testing.assert_close(out['loss'], expected['loss'], rtol=2e-2, atol=0)
+
+
+def test_odd_sizes_are_padded_and_cropped():
+    torch.manual_seed(0)
+    dpk = DPKLoss(6, 8, patch_size=3, **LIGHT)
+    feat_s, feat_t = torch.randn(2, 6, 5, 7), torch.randn(2, 8, 5, 7)
+    assert dpk.token_grid(5, 7) == (2, 3)
+    generated = dpk.generate(feat_s, feat_t, dpk.random_prior_mask(2, 6, 2, 'cpu'))
+    assert generated.shape == feat_t.shape
+    assert torch.isfinite(dpk(feat_s, feat_t)['loss'])
+
+
+def test_invalid_arguments_are_rejected():
+    with pytest.raises(ValueError, match='divisible'):
+        DPKLoss(8, 8, embed_dims=18, num_heads=2)
+    with pytest.raises(ValueError, match='cka_samples'):
+        DPKLoss(8, 8, cka_samples='images', **LIGHT)
+    with pytest.raises(ValueError, match='min_tokens'):
+        DPKLoss(8, 8, min_tokens=0, **LIGHT)
