@@ -59,6 +59,8 @@ class SingleTeacherDistill(BaseModel):
         teacher_forward (str): ``'tensor'``, ``'seg_decode_aux'`` or ``'roi_on_student_rois'`` (see
             ``teacher_forward.py``).
         distiller (dict): ``ConfigurableDistiller`` config.
+        data_preprocessor (dict, optional): used for the student when its own config has none (the Runner
+            passes a config's top-level ``data_preprocessor`` here).
     """
 
     def __init__(self, architecture, teacher, distiller, teacher_ckpt=None, teacher_trainable=False,
@@ -71,10 +73,10 @@ class SingleTeacherDistill(BaseModel):
                 f'teacher_ckpt {teacher_ckpt!r} does not exist. Point it at the teacher checkpoint (a local file '
                 'or a URL), or set teacher_ckpt=None to distill from a randomly initialised teacher.')
         student = architecture if isinstance(architecture, torch.nn.Module) else \
-            build_submodel(architecture, 'student')
+            build_submodel(architecture, 'student', data_preprocessor)
         teacher_model = teacher if isinstance(teacher, torch.nn.Module) else build_submodel(teacher, 'teacher')
-        super().__init__(data_preprocessor=student.data_preprocessor if data_preprocessor is None
-                         else data_preprocessor, init_cfg=init_cfg)
+        # One preprocessor for the step: the student's (the teacher's inputs are derived from its output).
+        super().__init__(data_preprocessor=student.data_preprocessor, init_cfg=init_cfg)
         self.architecture = student
         if not torch.cuda.is_available():
             # SyncBN (mmseg's default) cannot run on CPU tensors under torch.distributed.

@@ -5,6 +5,7 @@ and teacher types (``RetinaNet``, ``ResNet``, ...) must resolve in their own pac
 distiller's types resolve in mmdistkd's. A model is given as a dict or as ``cfg_path`` (a ``pkg::`` path or a
 local config file) plus optional overrides merged into that file's ``model``.
 """
+import copy
 import os.path as osp
 
 from mmengine.config import Config
@@ -49,16 +50,23 @@ def _scope_holding(type_name):
     return None
 
 
-def build_submodel(model_cfg, role):
-    """Builds the student or teacher (``role`` names it in errors) under its own scope."""
-    model_cfg = dict(model_cfg)
+def build_submodel(model_cfg, role, data_preprocessor=None):
+    """Builds the student or teacher (``role`` names it in errors) under its own scope. ``data_preprocessor``
+    is used where the model config has none (the Runner hands a config's top-level one, as mmpretrain
+    configs keep it, to the distillation model)."""
+    model_cfg = copy.deepcopy(model_cfg)
     scope = model_cfg.pop('_scope_', None)
     if 'cfg_path' in model_cfg:
         cfg_path = model_cfg.pop('cfg_path')
         model_cfg.pop('pretrained', None)  # MMRazor's key; weights come from teacher_ckpt / load_from
         loaded, file_scope = load_model_config(cfg_path)
-        loaded.merge_from_dict(model_cfg) if model_cfg else None
-        model_cfg, scope = loaded.to_dict(), scope or file_scope
+        # Overrides merge recursively into the file's model, as --cfg-options would.
+        merged = Config(dict(model=loaded))
+        merged.merge_from_dict({f'model.{key}': value for key, value in model_cfg.items()})
+        # A ConfigDict, not a dict: heads read their train_cfg / test_cfg by attribute.
+        model_cfg, scope = merged.model, scope or file_scope
+    if data_preprocessor is not None and 'data_preprocessor' not in model_cfg:
+        model_cfg['data_preprocessor'] = copy.deepcopy(data_preprocessor)
     if 'type' not in model_cfg:
         raise ValueError(f'the {role} config needs `type` or `cfg_path`')
     type_name = model_cfg['type']

@@ -2,3 +2,4 @@ from .cka import batch_unbiased_cka, token_linear_cka  # noqa: F401
 from .dist import DISTLoss  # noqa: F401
 from .dpk import DPKLoss  # noqa: F401
 from .kd import KLDivergence  # noqa: F401
+from .tolerant import TolerantLoss, TopScoreDifferenceLoss  # noqa: F401

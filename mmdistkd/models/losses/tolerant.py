@@ -107,7 +107,7 @@ class TolerantLoss(nn.Module):
       ``ignore_index``; ``loss_name`` must be unique among the head's entries and start with ``loss_``::
 
           decode_head=dict(..., loss_decode=dict(
-              type='mmdistkd.TolerantLoss', loss_name='loss_tolerant',
+              type='mmdistkd.TolerantLoss',  # loss_name='loss_tolerant' by default
               base_loss=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)))
 
     - ``'det'`` (mmdet, ``loss_cls(cls_score (M, C_out), labels (M,), label_weights (M,), avg_factor=)``;
@@ -147,13 +147,12 @@ class TolerantLoss(nn.Module):
         task: ``'cls'``, ``'seg'`` or ``'det'``; None infers it from the base loss's package.
         use_sigmoid: must equal the base loss's ``use_sigmoid``; exists because mmdet heads read it
             from the config dict (see above).
-        loss_name: the name mmseg logs the loss under; None takes the base loss's (``loss_ce``) or
-            ``loss_tolerant``.
+        loss_name: the key mmseg returns the loss under (unique per head, starting with ``loss_``).
         ignore_index: label excluded from TSD for ``'seg'`` when the caller passes none.
     """
 
     def __init__(self, base_loss, eta=0.6, k=3, loss_weight=None, task=None, use_sigmoid=None,
-                 loss_name=None, ignore_index=255):
+                 loss_name='loss_tolerant', ignore_index=255):
         super().__init__()
         if not 0.0 <= eta <= 1.0:
             raise ValueError(f'eta must lie in [0, 1], got {eta}')
@@ -162,7 +161,7 @@ class TolerantLoss(nn.Module):
         self.base_loss = build_base_loss(base_loss)
         base_name = type(self.base_loss).__name__
         # Custom class channels / activations (e.g. mmdet's SeesawLoss) change what the logits mean.
-        if getattr(self.base_loss, 'custom_cls_channels', False) or getattr(self.base_loss, 'custom_activation', False):
+        if any(getattr(self.base_loss, flag, False) for flag in ('custom_cls_channels', 'custom_activation')):
             raise NotImplementedError(f'TolerantLoss cannot wrap {base_name}: it uses custom class channels')
 
         self.use_sigmoid = bool(getattr(self.base_loss, 'use_sigmoid', False))
@@ -183,7 +182,9 @@ class TolerantLoss(nn.Module):
         self.k = k
         self.loss_weight = getattr(self.base_loss, 'loss_weight', 1.0) if loss_weight is None else loss_weight
         self.ignore_index = ignore_index
-        self._loss_name = loss_name or getattr(self.base_loss, 'loss_name', 'loss_tolerant')
+        if not loss_name.startswith('loss_'):
+            raise ValueError(f"loss_name must start with 'loss_' (or it is not optimised), got {loss_name!r}")
+        self._loss_name = loss_name
 
     @property
     def loss_name(self):
@@ -195,14 +196,13 @@ class TolerantLoss(nn.Module):
         """Same call as the wrapped loss; extra keyword arguments go to it unchanged."""
         base = self.base_loss(pred, target, weight=weight, avg_factor=avg_factor,
                               reduction_override=reduction_override, **kwargs)
-        tsd = self.top_score_difference(pred, target, weight, avg_factor, reduction_override,
-                                        kwargs.get('ignore_index'))
+        tsd = self.tsd_term(pred, target, weight, avg_factor, reduction_override, kwargs.get('ignore_index'))
         if tsd.dim() != base.dim():
             raise ValueError(f"reduction 'none': {type(self.base_loss).__name__} returns shape "
                              f'{tuple(base.shape)}, per-sample TSD is {tuple(tsd.shape)}')
         return self.eta * base + (1.0 - self.eta) * self.loss_weight * tsd
 
-    def top_score_difference(self, pred, target, weight, avg_factor, reduction_override, ignore_index):
+    def tsd_term(self, pred, target, weight, avg_factor, reduction_override, ignore_index):
         """The reduced TSD term, before ``(1 - eta) * loss_weight``."""
         scores = classes_last(pred)
         if self.activated:  # e.g. mmdet FocalLoss(activated=True) is given probabilities
@@ -221,7 +221,7 @@ class TolerantLoss(nn.Module):
             else:
                 valid = (target >= 0) & (target < num_classes)
         per_sample = top_score_difference(probs, self.k)
-        if weight is not None and weight.dim() > per_sample.dim():
+        if weight is not None and weight.numel() != per_sample.numel():
             raise ValueError(f'TolerantLoss takes one weight per sample (shape {tuple(per_sample.shape)}), '
                              f'got {tuple(weight.shape)}')
         return reduce_per_sample(per_sample, valid, weight, avg_factor, reduction_override or 'mean')

@@ -82,12 +82,14 @@ def test_tsd_is_fp32_under_bf16_autocast():
 
 # --------------------------------------------------------------------------------- wrapper build
 def test_base_loss_resolves_by_prefix_or_default_scope_and_errors_say_how():
-    prefixed = MODELS.build(dict(type='mmdistkd.TolerantLoss', base_loss=dict(type='mmpretrain.CrossEntropyLoss')))
+    prefixed = MODELS.build(dict(type='mmdistkd.TolerantLoss',
+                                 base_loss=dict(type='mmpretrain.CrossEntropyLoss')))
     assert prefixed.task == 'cls' and type(prefixed.base_loss).__module__.startswith('mmpretrain')
     with DefaultScope.overwrite_default_scope('mmseg'):
-        scoped = MODELS.build(dict(type='mmdistkd.TolerantLoss', base_loss=dict(type='CrossEntropyLoss')))
-    assert scoped.task == 'seg' and scoped.loss_name == 'loss_ce'
-    with DefaultScope.overwrite_default_scope(None), pytest.raises(Exception, match="mmdet.FocalLoss"):
+        scoped = MODELS.build(dict(type='mmdistkd.TolerantLoss',
+                                   base_loss=dict(type='CrossEntropyLoss', avg_non_ignore=True)))
+    assert scoped.task == 'seg' and scoped.loss_name == 'loss_tolerant'
+    with DefaultScope.overwrite_default_scope(None), pytest.raises(KeyError, match='mmdet.FocalLoss'):
         TolerantLoss(base_loss=dict(type='NoSuchLoss'))
 
 
@@ -97,6 +99,8 @@ def test_sigmoid_base_requires_use_sigmoid_on_the_wrapper_dict():
     with pytest.raises(ValueError, match='use_sigmoid=False'):
         TolerantLoss(base_loss=dict(type='mmdet.CrossEntropyLoss'), use_sigmoid=True)
     assert TolerantLoss(base_loss=focal_cfg(), use_sigmoid=True).task == 'det'
+    with pytest.raises(ValueError, match='loss_'):
+        TolerantLoss(base_loss=dict(type='mmseg.CrossEntropyLoss', avg_non_ignore=True), loss_name='tolerant')
 
 
 # ------------------------------------------------------------------------------ mmpretrain ClsHead
@@ -134,7 +138,7 @@ def test_fcn_head_excludes_ignored_pixels():
     torch.manual_seed(3)
     eta, k, num_classes = 0.6, 3, 4
     head = FCNHead(in_channels=8, channels=8, num_convs=1, num_classes=num_classes, loss_decode=[
-        dict(type='mmseg.CrossEntropyLoss', loss_weight=1.0),
+        dict(type='mmseg.CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True),
         dict(type='mmdistkd.TolerantLoss', eta=eta, k=k, loss_name='loss_tolerant',
              base_loss=dict(type='mmseg.CrossEntropyLoss', loss_weight=0.4, avg_non_ignore=True))])
     labels = torch.randint(0, num_classes, (2, 1, 6, 6))
@@ -149,7 +153,8 @@ def test_fcn_head_excludes_ignored_pixels():
     ce = F.cross_entropy(pixels, labels[:, 0][valid])
     tsd = reference_tsd_per_row(pixels.softmax(-1), k).mean()
     # loss_weight None -> the base loss's 0.4 scales the TSD term as well
-    assert torch.allclose(losses['loss_tolerant'].double(), 0.4 * (eta * ce + (1 - eta) * tsd).double(), atol=1e-5)
+    expected = 0.4 * (eta * ce.double() + (1 - eta) * tsd)
+    assert torch.allclose(losses['loss_tolerant'].double(), expected, atol=1e-5)
 
     changed = logits.clone()
     changed[:, :, :2] = torch.randn(2, num_classes, 2, 6) * 10  # only ignored pixels change
@@ -158,17 +163,21 @@ def test_fcn_head_excludes_ignored_pixels():
 
 # ------------------------------------------------------------------------------- mmdet RetinaHead
 def build_retina_head(eta, num_classes=4):
-    from mmdet.models.dense_heads import RetinaHead
-    return RetinaHead(
-        num_classes=num_classes, in_channels=4, stacked_convs=1, feat_channels=4,
+    """As a plain mmdet config builds it: mmdet's registry, default scope 'mmdet', unprefixed base loss."""
+    from mmdet.registry import MODELS as MMDET_MODELS
+    cfg = dict(
+        type='RetinaHead', num_classes=num_classes, in_channels=4, stacked_convs=1, feat_channels=4,
         anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4, scales_per_octave=1,
                               ratios=[0.5, 1.0, 2.0], strides=[8, 16]),
         bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4, target_stds=[1.0] * 4),
-        loss_cls=dict(type='mmdistkd.TolerantLoss', use_sigmoid=True, eta=eta, base_loss=focal_cfg()),
+        loss_cls=dict(type='mmdistkd.TolerantLoss', use_sigmoid=True, eta=eta, base_loss=dict(
+            type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0)),
         loss_bbox=dict(type='L1Loss', loss_weight=1.0),
         train_cfg=dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0,
                                      ignore_iof_thr=-1),
                        sampler=dict(type='PseudoSampler'), allowed_border=-1, pos_weight=-1, debug=False))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return MMDET_MODELS.build(cfg)
 
 
 def retina_inputs(num_boxes, num_classes=4, size=32):
@@ -236,6 +245,22 @@ def test_softmax_roi_loss_uses_foreground_topk_of_positive_proposals():
     fg_probs = cls_score.detach().softmax(-1)[positive, :num_classes]  # softmax over C+1, then foreground
     tsd_sum = reference_tsd_per_row(fg_probs, 3).sum()
     ce = F.cross_entropy(cls_score.detach(), labels)
-    assert math.isclose(losses['loss_cls'].item(), eta * ce.item() + (1 - eta) * tsd_sum.item() / 10, rel_tol=1e-5)
+    expected = eta * ce.item() + (1 - eta) * tsd_sum.item() / 10  # avg_factor: the 10 sampled proposals
+    assert math.isclose(losses['loss_cls'].item(), expected, rel_tol=1e-5)
     losses['loss_cls'].backward()
     assert torch.isfinite(cls_score.grad).all()
+
+
+def test_reduction_none_gives_per_sample_losses():
+    """OHEM samplers call the RoI loss with reduction_override='none' to rank proposals."""
+    torch.manual_seed(6)
+    eta = 0.6
+    loss = TolerantLoss(base_loss=dict(type='mmdet.CrossEntropyLoss'), eta=eta)
+    cls_score = torch.randn(5, 4)
+    labels = torch.tensor([0, 3, 1, 3, 2])  # 3 = background
+    per_sample = loss(cls_score, labels, reduction_override='none')
+    tsd = reference_tsd_per_row(cls_score.softmax(-1)[:, :3], 3) * (labels < 3)
+    expected = eta * F.cross_entropy(cls_score, labels, reduction='none').double() + (1 - eta) * tsd
+    assert per_sample.shape == (5,) and torch.allclose(per_sample.double(), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="reduction 'none'"):  # focal returns (M, C): no per-sample shape
+        TolerantLoss(base_loss=focal_cfg(), use_sigmoid=True)(cls_score, labels, reduction_override='none')
