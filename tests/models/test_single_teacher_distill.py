@@ -164,3 +164,37 @@ def test_shape_mismatch_at_the_first_step_names_the_loss_and_both_shapes():
     data = model.data_preprocessor(batch(), True)
     with pytest.raises(ValueError, match=r"loss_kd.*Tensor\(2, 256, 4, 4\).*Tensor\(2, 512, 2, 2\)"):
         model.loss(**data)
+
+
+def test_distillation_losses_stay_fp32_under_autocast(model):
+    data = model.data_preprocessor(batch(), True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = model.loss(**data)
+    assert losses['loss_kd'].dtype == torch.float32
+
+
+def test_method_and_input_recorders_keep_student_and_teacher_apart():
+    # Student and teacher heads are both LinearClsHead: a patched method must record each model's own calls.
+    method = 'mmpretrain.models.heads.LinearClsHead.pre_logits'
+    distiller = dict(
+        type='ConfigurableDistiller',
+        student_recorders=dict(feat=dict(type='MethodOutputs', source=method),
+                               head_in=dict(type='ModuleInputs', source='head.fc')),
+        teacher_recorders=dict(feat=dict(type='MethodOutputs', source=method)),
+        distill_losses=dict(loss_kd=dict(type='KLDivergence')),
+        loss_forward_mappings=dict(loss_kd=dict(
+            preds_S=dict(from_student=True, recorder='head_in', data_idx=0),
+            preds_T=dict(from_student=False, recorder='feat'))))
+    model = build(distiller=distiller, teacher=classifier(depth=34))
+    student_rec = model.distiller.student_recorders
+    teacher_rec = model.distiller.teacher_recorders
+    inputs = model.data_preprocessor(batch(), True)['inputs']
+    with student_rec:
+        model.student(inputs, mode='tensor')
+    with teacher_rec:
+        model.teacher(inputs, mode='tensor')
+    assert len(student_rec.get_recorder('feat').records) == 1
+    assert len(teacher_rec.get_recorder('feat').records) == 1
+    student_feat = student_rec.get_recorder('feat').get_record_data()
+    torch.testing.assert_close(student_rec.get_recorder('head_in').get_record_data(data_idx=0), student_feat)
+    assert not torch.equal(student_feat, teacher_rec.get_recorder('feat').get_record_data())
