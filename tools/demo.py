@@ -5,11 +5,12 @@ Each stage runs ``tools/train.py`` (mmengine's progress output included); finish
 """
 import argparse
 import glob
-import json
 import os
 import os.path as osp
 import subprocess
 import sys
+
+from mmdistkd.utils.run_logs import last_val_metrics
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -31,16 +32,6 @@ TASKS = {
 
 def announce(text):
     print(f'\n=== {text}', flush=True)
-
-
-def last_metrics(work_dir):
-    """The last validation record of the newest run in ``work_dir`` (mmengine's vis_data/scalars.json)."""
-    runs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    if not runs:
-        return {}
-    records = [json.loads(line) for line in open(runs[-1]) if line.strip()]
-    val = [r for r in records if not any(k in r for k in ('loss', 'lr'))]
-    return val[-1] if val else {}
 
 
 def train(config, work_dir, extra=()):
@@ -77,14 +68,14 @@ def main():
 
     announce(f'teacher: {task["teacher"]}')
     teacher_ckpt = train(task['teacher'], osp.join(work_dir, 'teacher'), extra)
-    results = {'teacher': last_metrics(osp.join(work_dir, 'teacher'))}
+    results = {'teacher': last_val_metrics(osp.join(work_dir, 'teacher'))}
     for name, config in task['runs'].items():
         announce(f'{name}: {config}')
         run_extra = list(extra)
         if name != 'student':
             run_extra = ['--cfg-options', f'model.teacher_ckpt={teacher_ckpt}', *args.cfg_options]
         train(config, osp.join(work_dir, name), run_extra)
-        results[name] = last_metrics(osp.join(work_dir, name))
+        results[name] = last_val_metrics(osp.join(work_dir, name))
 
     announce(f'val {task["metric"]} on the demo {args.task} data')
     for name, metrics in results.items():

@@ -1,5 +1,6 @@
-"""Every method config (real datasets and teachers) builds with ``teacher_ckpt=None`` and runs 2 training
-iterations on CPU at a reduced input size, on synthetic batches through the student's data preprocessor."""
+"""Every distillation config (real datasets and teachers, and the demo variants) builds with
+``teacher_ckpt=None`` and runs 2 training iterations on CPU at a reduced input size, on synthetic batches
+through the student's data preprocessor."""
 import glob
 import os.path as osp
 
@@ -10,12 +11,17 @@ from mmengine.registry import DefaultScope
 
 import mmdistkd  # noqa: F401
 from mmdistkd.registry import MODELS
-from mmdistkd.utils.synthetic import synthetic_batch, task_of
+from mmdistkd.utils.synthetic import fit_preprocessor_to_size, synthetic_batch, task_of
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'dist', '*.py')))
-# Reduced (height, width) per task: big enough for the deepest stride (RetinaNet P7 = 1/128).
-INPUT_SIZE = dict(det=(128, 128), seg=(64, 128), cls=(32, 32))
+REAL_CONFIGS = sorted(path for method in ('dist', 'dpk') for path in glob.glob(osp.join(REPO, 'configs', method,
+                                                                                   '*.py')))
+DEMO_CONFIGS = sorted(path for method in ('dist', 'dpk')
+                      for path in glob.glob(osp.join(REPO, 'configs', 'demo', f'{method}_*.py')))
+CONFIGS = REAL_CONFIGS + DEMO_CONFIGS
+# Reduced (height, width) per task: big enough for the deepest stride (RetinaNet P7 = 1/128), and for DPK
+# twice that along the width (its token grids need at least 2 tokens: RetinaNet P7, ResNet layer4 at 1/32).
+INPUT_SIZE = dict(det=(128, 256), seg=(64, 128), cls=(32, 64))
 
 
 def num_classes_of(model):
@@ -27,12 +33,14 @@ def num_classes_of(model):
 @pytest.mark.parametrize('config', CONFIGS, ids=[osp.basename(c) for c in CONFIGS])
 def test_config_trains_two_iterations(config):
     cfg = Config.fromfile(config)
-    assert cfg.model.teacher_ckpt, 'a method config names its teacher checkpoint'
+    if config in REAL_CONFIGS:
+        assert cfg.model.teacher_ckpt, 'a real-data config names its teacher checkpoint'
     cfg.model.teacher_ckpt = None
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmengine')):
         model = MODELS.build(cfg.model)
     model.train()
     task = task_of(model.student)
+    fit_preprocessor_to_size(model.data_preprocessor, *INPUT_SIZE[task])
     optim = torch.optim.SGD(model.parameters(), lr=1e-4)
     distill_names = set(model.distiller.distill_losses)
     student_params = [p for p in model.student.parameters() if p.requires_grad]

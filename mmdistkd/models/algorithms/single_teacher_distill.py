@@ -5,6 +5,7 @@ wrapper or EMA copy; it still follows the model through ``.to()/.cuda()/.cpu()/.
 eval mode under ``no_grad``. It consumes the student's preprocessed batch (re-normalised when its mean,
 std or channel order differ), so batch augments such as mixup reach both alike.
 """
+import contextlib
 import copy
 import os.path as osp
 import warnings
@@ -17,6 +18,10 @@ from mmengine.utils import is_list_of
 from mmdistkd.registry import MODELS
 from .submodel import build_submodel
 from .teacher_forward import TEACHER_FORWARDS
+
+
+# ``teacher_autocast`` names: the precision the frozen teacher's training-step forward runs in.
+TEACHER_AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def is_url(path):
@@ -61,13 +66,22 @@ class SingleTeacherDistill(BaseModel):
         distiller (dict): ``ConfigurableDistiller`` config.
         data_preprocessor (dict, optional): used for the student when its own config has none (the Runner
             passes a config's top-level ``data_preprocessor`` here).
+        teacher_autocast (str | None): ``'bf16'`` or ``'fp16'`` runs the teacher's training-step forward
+            under autocast in that precision (the distillation losses still compute in fp32); ``None``
+            keeps the ambient precision. Validation of the teacher is unaffected.
+        teacher_channels_last (bool): keep the teacher's weights and inputs in channels-last memory format
+            (faster convolutions on GPUs with tensor cores, especially with ``teacher_autocast``).
     """
 
     def __init__(self, architecture, teacher, distiller, teacher_ckpt=None, teacher_trainable=False,
                  teacher_norm_eval=True, student_trainable=True, calculate_student_loss=True,
-                 student_loss_weight=1.0, teacher_forward='tensor', data_preprocessor=None, init_cfg=None):
+                 student_loss_weight=1.0, teacher_forward='tensor', data_preprocessor=None, init_cfg=None,
+                 teacher_autocast=None, teacher_channels_last=False):
         if teacher_forward not in TEACHER_FORWARDS:
             raise ValueError(f'teacher_forward={teacher_forward!r}; choose one of {sorted(TEACHER_FORWARDS)}')
+        if teacher_autocast is not None and teacher_autocast not in TEACHER_AUTOCAST_DTYPES:
+            raise ValueError(f'teacher_autocast={teacher_autocast!r}; choose None or one of '
+                             f'{sorted(TEACHER_AUTOCAST_DTYPES)}')
         if teacher_ckpt is not None and not is_url(teacher_ckpt) and not osp.isfile(teacher_ckpt):
             raise FileNotFoundError(
                 f'teacher_ckpt {teacher_ckpt!r} does not exist. Point it at the teacher checkpoint (a local file '
@@ -88,6 +102,8 @@ class SingleTeacherDistill(BaseModel):
         self.student_loss_weight = student_loss_weight
         self.teacher_forward = teacher_forward
         self.teacher_ckpt = teacher_ckpt
+        self.teacher_autocast = teacher_autocast
+        self.teacher_channels_last = teacher_channels_last
         self._warned_random_teacher = False
         if teacher_trainable:
             self.teacher = teacher_model
@@ -97,6 +113,9 @@ class SingleTeacherDistill(BaseModel):
             teacher_model.requires_grad_(False)
         if teacher_ckpt is not None:
             load_checkpoint(teacher_model, teacher_ckpt, map_location='cpu', revise_keys=[(r'^module\.', '')])
+        if teacher_channels_last:
+            # Later .to(device) calls keep the format (they preserve the strides of dense tensors).
+            teacher_model.to(memory_format=torch.channels_last)
         if not student_trainable:
             self.architecture.requires_grad_(False)
 
@@ -192,9 +211,21 @@ class SingleTeacherDistill(BaseModel):
         if self.calculate_student_loss:
             losses.update({f'student.{key}': value
                            for key, value in scale_losses(student_losses, self.student_loss_weight).items()})
-        teacher_inputs = self._teacher_input_transform(inputs) if self._teacher_input_transform else inputs
-        with self.distiller.teacher_recorders, torch.set_grad_enabled(self.teacher_trainable):
-            TEACHER_FORWARDS[self.teacher_forward](self.teacher, teacher_inputs, data_samples, self._student_rois)
+        with self.distiller.teacher_recorders:
+            self.forward_teacher(inputs, data_samples, self._student_rois)
         self._student_rois = None
         losses.update(self.distiller.compute_distill_losses(data_samples))
         return losses
+
+    def forward_teacher(self, inputs, data_samples, student_rois=None):
+        """The teacher's share of a training step (what its recorders see), on the student's preprocessed
+        ``inputs``: re-normalised for the teacher, in its memory format and ``teacher_autocast`` precision,
+        without gradient unless the teacher trains. ``student_rois`` serve ``'roi_on_student_rois'``."""
+        if self._teacher_input_transform is not None:
+            inputs = self._teacher_input_transform(inputs)
+        if self.teacher_channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        precision = contextlib.nullcontext() if self.teacher_autocast is None else torch.autocast(
+            device_type=inputs.device.type, dtype=TEACHER_AUTOCAST_DTYPES[self.teacher_autocast])
+        with torch.set_grad_enabled(self.teacher_trainable), precision:
+            TEACHER_FORWARDS[self.teacher_forward](self.teacher, inputs, data_samples, student_rois)

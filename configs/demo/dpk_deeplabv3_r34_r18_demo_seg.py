@@ -1,0 +1,30 @@
+# Demo: DPK on the last two backbone stages from the demo DeepLabV3-R34 teacher into the demo DeepLabV3-R18
+# student (layer3 64 -> 128 channels, layer4 128 -> 256), MSE weight 1 per stage, DPK's light module setting.
+# Both stages are 16 x 32 on the 128 x 256 crops (output stride 8): patch 2 gives 128 tokens.
+# `make demo TASK=seg` passes the teacher it trained as model.teacher_ckpt.
+_base_ = ['./deeplabv3_r18_demo_seg_student.py', '../_base_/distill_runtime.py', '../_base_/dpk_light.py']
+
+dpk_shared = dict(type='DPKLoss', patch_size=2, loss_weight=1.0, **_base_.dpk_light)
+model = dict(
+    _delete_=True,
+    type='mmdistkd.SingleTeacherDistill',
+    architecture=dict(cfg_path='mmdistkd::demo/deeplabv3_r18_demo_seg_student.py'),
+    teacher=dict(cfg_path='mmdistkd::demo/deeplabv3_r34_demo_seg_teacher.py'),
+    teacher_ckpt=None,
+    distiller=dict(
+        type='ConfigurableDistiller',
+        student_recorders=dict(layer3=dict(type='ModuleOutputs', source='backbone.layer3'),
+                               layer4=dict(type='ModuleOutputs', source='backbone.layer4')),
+        teacher_recorders=dict(layer3=dict(type='ModuleOutputs', source='backbone.layer3'),
+                               layer4=dict(type='ModuleOutputs', source='backbone.layer4')),
+        distill_losses=dict(
+            loss_dpk_layer3=dict(student_channels=64, teacher_channels=128, stage='layer3', **dpk_shared),
+            loss_dpk_layer4=dict(student_channels=128, teacher_channels=256, stage='layer4', **dpk_shared)),
+        loss_forward_mappings=dict(
+            loss_dpk_layer3=dict(preds_S=dict(from_student=True, recorder='layer3'),
+                                 preds_T=dict(from_student=False, recorder='layer3')),
+            loss_dpk_layer4=dict(preds_S=dict(from_student=True, recorder='layer4'),
+                                 preds_T=dict(from_student=False, recorder='layer4')))))
+val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
+# The DPK modules in a parameter group of their own (see configs/dpk/dpk_resnet34_resnet18_8xb32_in1k.py).
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'distiller': dict(lr_mult=0.1)}))

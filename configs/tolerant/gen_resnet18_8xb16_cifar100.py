@@ -1,0 +1,32 @@
+# Distillation in generations (methods.md section 3) on CIFAR-100: every generation is a ResNet-18 trained
+# with the tolerant teacher's recipe (tolerant_resnet18_8xb16_cifar100.py) and its plain cross-entropy
+# (only the first teacher is tolerant), distilled from the previous generation:
+#     L = lambda * CE + (1 - lambda) * KL(p_teacher || p_student), temperature 1.
+# Run the chain with tools/generations.py, which passes each previous generation's checkpoint as
+# model.teacher_ckpt:
+#   python tools/generations.py configs/tolerant/tolerant_resnet18_8xb16_cifar100.py \
+#       configs/tolerant/gen_resnet18_8xb16_cifar100.py --generations 3 --work-dir work_dirs/gen_cifar100
+# The teacher's recipe; distill_runtime.py's custom_imports comes with it, so only its export hook is added.
+_base_ = ['./tolerant_resnet18_8xb16_cifar100.py']
+custom_hooks = [dict(type='mmdistkd.StudentExportHook')]
+student_loss_weight = 0.5  # lambda; change it here: the KL's weight 1 - lambda follows
+tolerant_teacher = 'mmdistkd::tolerant/tolerant_resnet18_8xb16_cifar100.py'
+
+model = dict(
+    _delete_=True,
+    type='mmdistkd.SingleTeacherDistill',
+    # the teacher's model with the cross-entropy it wraps
+    architecture=dict(cfg_path=tolerant_teacher,
+                      head=dict(loss=dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0))),
+    teacher=dict(cfg_path=tolerant_teacher),
+    teacher_ckpt=None,
+    student_loss_weight=student_loss_weight,
+    distiller=dict(
+        type='ConfigurableDistiller',
+        student_recorders=dict(logits=dict(type='ModuleOutputs', source='head.fc')),
+        teacher_recorders=dict(logits=dict(type='ModuleOutputs', source='head.fc')),
+        distill_losses=dict(loss_kd=dict(type='KLDivergence', tau=1.0, loss_weight=1 - student_loss_weight)),
+        loss_forward_mappings=dict(loss_kd=dict(
+            preds_S=dict(from_student=True, recorder='logits'),
+            preds_T=dict(from_student=False, recorder='logits')))))
+val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')

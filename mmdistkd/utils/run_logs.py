@@ -1,0 +1,31 @@
+"""Reading what an mmengine training run left in its work dir."""
+import glob
+import json
+import os.path as osp
+
+# Keys of a validation record that describe the loop, not the model.
+LOOP_KEYS = ('step', 'time', 'data_time', 'epoch', 'iter')
+# SingleTeacherDistillValLoop logs the teacher's metrics under this prefix.
+TEACHER_PREFIX = 'teacher.'
+
+
+def last_val_metrics(work_dir):
+    """The last validation record in ``work_dir`` (mmengine's ``<timestamp>/vis_data/scalars.json``), from
+    the newest run that has one (a resumed run logs into a new timestamp folder); ``{}`` if none has."""
+    for scalars in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')), reverse=True):
+        with open(scalars) as file:
+            records = [json.loads(line) for line in file if line.strip()]
+        # training records carry the losses and the learning rate; validation records do not
+        val = [record for record in records if not any(key in record for key in ('loss', 'lr'))]
+        if val:
+            return val[-1]
+    return {}
+
+
+def model_metrics(record, teacher=False):
+    """The metrics of the trained model in a validation record (or with ``teacher=True`` those of a
+    distillation's teacher, unprefixed), without the loop's bookkeeping."""
+    if teacher:
+        return {key[len(TEACHER_PREFIX):]: value for key, value in record.items() if key.startswith(TEACHER_PREFIX)}
+    return {key: value for key, value in record.items()
+            if key not in LOOP_KEYS and not key.startswith(TEACHER_PREFIX)}
