@@ -29,3 +29,13 @@ def model_metrics(record, teacher=False):
         return {key[len(TEACHER_PREFIX):]: value for key, value in record.items() if key.startswith(TEACHER_PREFIX)}
     return {key: value for key, value in record.items()
             if key not in LOOP_KEYS and not key.startswith(TEACHER_PREFIX)}
+
+
+def scalar_records(work_dir):
+    """Every record of the newest run's ``vis_data/scalars.json`` in ``work_dir`` (training and validation)."""
+    runs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    if not runs:
+        raise FileNotFoundError(f'no */vis_data/scalars.json in {work_dir!r}: is it the work_dir of a training run '
+                                'with the LocalVisBackend (the default)?')
+    with open(runs[-1]) as file:
+        return [json.loads(line) for line in file if line.strip()]
