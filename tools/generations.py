@@ -9,11 +9,11 @@
   architecture, each with ``model.teacher_ckpt`` = the previous generation's model: generation 0's last
   training checkpoint, then each student's exported ``student_final.pth`` (``StudentExportHook``).
 
-Every generation runs ``tools/train.py`` in a subprocess (mmengine's progress shows) in ``DIR/gen<g>``;
-``--cfg-options`` go to every generation. A finished generation leaves ``DIR/gen<g>/generation.json``
-(its model and val metrics) and is skipped when the command runs again; an unfinished one resumes from its
-last checkpoint. After each generation ``DIR/generations.{md,csv,png}`` tabulate and plot the val metrics
-(the last validation of each generation's run).
+Every generation runs ``tools/train.py`` in a subprocess (mmengine's progress shows; ``--gpus N`` launches
+N processes as ``tools/dist_train.sh`` does) in ``DIR/gen<g>``; ``--cfg-options`` go to every generation.
+A finished generation leaves ``DIR/gen<g>/generation.json`` (its model and val metrics) and is skipped when
+the command runs again; an unfinished one resumes from its last checkpoint. After each generation
+``DIR/generations.{md,csv,png}`` tabulate and plot the val metrics (the last validation of each run).
 """
 import argparse
 import csv
@@ -40,20 +40,23 @@ MAIN_METRICS = ('accuracy/top1', 'coco/bbox_mAP', 'mIoU', 'pascal_voc/mAP')
 MARKER = 'generation.json'
 
 
-def strict_overrides(cfg_dict, path=''):
+def is_tolerant_loss(node):
+    return isinstance(node, dict) and isinstance(node.get('type'), str) and \
+        node['type'].split('.')[-1] == 'TolerantLoss'
+
+
+def strict_overrides(node, path=''):
     """``--cfg-options`` entries setting ``eta=1.0`` on every ``TolerantLoss`` dict in a config dict (lists
     are walked too: mmengine takes list indices in option keys, e.g. ``loss_decode.0.eta``)."""
-    if isinstance(cfg_dict, dict):
-        items = cfg_dict.items()
-        loss_type = cfg_dict.get('type')
-        found = [f'{path}eta=1.0'] if isinstance(loss_type, str) and loss_type.split('.')[-1] == 'TolerantLoss' \
-            else []
-    elif isinstance(cfg_dict, (list, tuple)):
-        items, found = enumerate(cfg_dict), []
+    if isinstance(node, dict):
+        children = node.items()
+    elif isinstance(node, (list, tuple)):
+        children = enumerate(node)
     else:
         return []
-    for key, value in items:
-        found += strict_overrides(value, f'{path}{key}.')
+    found = [f'{path}eta=1.0'] if is_tolerant_loss(node) else []
+    for key, child in children:
+        found += strict_overrides(child, f'{path}{key}.')
     return found
 
 
@@ -85,12 +88,14 @@ def final_checkpoint(work_dir, generation):
 class Generations:
     """The chain in ``work_dir``: which generations are done, training the others, the results table."""
 
-    def __init__(self, teacher_config, student_config, work_dir, strict=False, cfg_options=(), metric=None):
+    def __init__(self, teacher_config, student_config, work_dir, strict=False, cfg_options=(), metric=None,
+                 processes=1):
         self.configs = dict(teacher=osp.abspath(teacher_config), student=osp.abspath(student_config))
         self.work_dir = osp.abspath(work_dir)
         self.strict = strict
         self.cfg_options = list(cfg_options)
         self.metric = metric
+        self.processes = processes
 
     def generation_dir(self, generation):
         return osp.join(self.work_dir, f'gen{generation}')
@@ -136,6 +141,10 @@ class Generations:
         work_dir = self.generation_dir(generation)
         config = self.configs['teacher' if generation == 0 else 'student']
         command = [sys.executable, TRAIN, config, '--work-dir', work_dir]
+        if self.processes > 1:  # as tools/dist_train.sh launches it
+            command[1:1] = ['-m', 'torch.distributed.run', f'--nproc_per_node={self.processes}',
+                            f'--master_port={os.environ.get("PORT", 29500)}']
+            command += ['--launcher', 'pytorch']
         if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
             command.append('--resume')
         options = self.options(generation, teacher_checkpoint)
@@ -191,6 +200,8 @@ class Generations:
     def plot(self, records, metric_names):
         metric = self.metric or next((m for m in MAIN_METRICS if m in metric_names), metric_names[0])
         points = [(r['generation'], r['metrics'][metric]) for r in records if metric in r['metrics']]
+        if not points:
+            raise SystemExit(f'--metric {metric}: no generation logged it; they logged {metric_names}')
         figure, axes = plt.subplots(figsize=(5, 3.5))
         axes.plot(*zip(*points), marker='o')
         axes.set_xticks([generation for generation, _ in points])
@@ -213,6 +224,8 @@ def parse_args():
     parser.add_argument('--generations', type=int, required=True, help='number of student generations N')
     parser.add_argument('--work-dir', required=True, help='gen<g>/ per generation and the results go here')
     parser.add_argument('--strict', action='store_true', help='generation 0 with eta = 1 (a strict teacher)')
+    parser.add_argument('--gpus', type=int, default=1,
+                        help='processes (one per GPU) per training run, launched as tools/dist_train.sh does')
     parser.add_argument('--metric', help='the val metric to plot (default: the task\'s main metric)')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='key=value overrides for every generation, as tools/train.py takes them')
@@ -226,7 +239,7 @@ def main():
     args = parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
     chain = Generations(args.teacher_config, args.student_config, args.work_dir, args.strict, args.cfg_options,
-                        args.metric)
+                        args.metric, args.gpus)
     chain.run(args.generations)
     print(f'\nTable: {osp.join(chain.work_dir, "generations.md")} (and .csv); '
           f'plot: {osp.join(chain.work_dir, "generations.png")}')

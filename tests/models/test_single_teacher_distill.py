@@ -198,3 +198,10 @@ def test_method_and_input_recorders_keep_student_and_teacher_apart():
     student_feat = student_rec.get_recorder('feat').get_record_data()
     torch.testing.assert_close(student_rec.get_recorder('head_in').get_record_data(data_idx=0), student_feat)
     assert not torch.equal(student_feat, teacher_rec.get_recorder('feat').get_record_data())
+
+
+def test_teacher_checkpoint_of_another_architecture_is_refused(tmp_path):
+    from mmengine.runner import save_checkpoint
+    save_checkpoint({'state_dict': build().student.state_dict()}, str(tmp_path / 'resnet18.pth'))
+    with pytest.raises(RuntimeError, match='does not match the teacher architecture'):
+        build(teacher_ckpt=str(tmp_path / 'resnet18.pth'))

@@ -17,7 +17,7 @@ TOP_LEVEL_FIELDS = {'config', 'date', 'device', 'torch', 'python', 'task', 'batc
                     'warmup', 'memory_rounds', 'teacher_autocast', 'teacher_channels_last', 'memory_measure',
                     'load_average', 'phases', 'floor_phases', 'time_floor_s', 'time_ratio',
                     'memory_floor_definition', 'memory_floor_mb', 'memory_ratio', 'memory_ratio_vs_sum'}
-PHASE_FIELDS = {'median_s', 'p25_s', 'p75_s', 'min_s', 'max_s', 'peak_mem_mb'}
+PHASE_FIELDS = {'median_s', 'p25_s', 'p75_s', 'min_s', 'max_s', 'peak_mem_mb', 'peak_rss_mb'}
 
 
 @pytest.fixture(scope='module')
@@ -32,7 +32,7 @@ def check_phase_stats(phases):
     for name, stats in phases.items():
         assert set(stats) == PHASE_FIELDS, name
         assert 0 < stats['min_s'] <= stats['p25_s'] <= stats['median_s'] <= stats['p75_s'] <= stats['max_s'], name
-        assert stats['peak_mem_mb'] >= 0 and math.isfinite(stats['peak_mem_mb']), name
+        assert all(math.isfinite(stats[key]) and stats[key] >= 0 for key in ('peak_mem_mb', 'peak_rss_mb')), name
 
 
 def test_benchmark_writes_every_field_with_sane_values(benchmark, tmp_path):

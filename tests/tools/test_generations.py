@@ -23,7 +23,7 @@ FAST = ['--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2', 't
         'default_hooks.logger.interval=1']
 
 
-def test_two_generations_end_to_end_then_resume_skips_them(demo_data, tmp_path):
+def test_two_generations_end_to_end_then_resume_skips_them(demo_data, tmp_path, capsys):
     work_dir = tmp_path / 'chain'
     command = ['tools/generations.py', TEACHER, STUDENT, '--generations', '2', '--work-dir', str(work_dir)] + FAST
     run_tool(command)
@@ -45,14 +45,16 @@ def test_two_generations_end_to_end_then_resume_skips_them(demo_data, tmp_path):
     assert '| 0 | tolerant teacher |' in table and '| 2 | student of gen 1 |' in table
     assert (work_dir / 'generations.png').read_bytes().startswith(b'\x89PNG')
 
+    # Run again (in this process: the command's own code, without another interpreter start).
     runs_before = sorted(glob.glob(str(work_dir / 'gen*' / '2*')))  # one timestamped folder per training run
-    result = run_tool(command)
-    assert result.stdout.count(': done (') == 3
+    chain = Generations(osp.join(REPO, TEACHER), osp.join(REPO, STUDENT), work_dir, cfg_options=FAST[1:])
+    assert chain.run(2) == records
+    assert capsys.readouterr().out.count(': done (') == 3
     assert sorted(glob.glob(str(work_dir / 'gen*' / '2*'))) == runs_before, 'nothing was trained again'
 
     # the finished teacher was tolerant: a strict chain in this work dir is refused, not mixed in
     with pytest.raises(SystemExit, match='strict=False'):
-        Generations(osp.join(REPO, TEACHER), osp.join(REPO, STUDENT), work_dir, strict=True).record(0)
+        Generations(osp.join(REPO, TEACHER), osp.join(REPO, STUDENT), work_dir, strict=True).run(2)
 
 
 def test_strict_walks_every_tolerant_loss_of_a_config():

@@ -26,10 +26,15 @@ timing), as the rise of the phase's peak above the memory in use when it starts 
 state and the batch, common to all phases):
 
 - CUDA: ``torch.cuda.max_memory_allocated`` (reset at each phase start) minus the allocated memory then;
-- CPU: the process's resident set size (RSS), sampled at about 1 kHz by a background thread, above the
-  RSS at the phase start after ``gc.collect()`` and glibc's ``malloc_trim(0)`` have returned freed memory
-  to the OS. (``ru_maxrss`` only ever rises, so it cannot separate phases; a peak shorter than the
-  sampling interval can be missed, hence several rounds and their maximum.)
+- CPU: sampled at about 1 kHz by a background thread, above the values at the phase start after
+  ``gc.collect()`` and glibc's ``malloc_trim(0)``: the bytes malloc has handed out and not taken back
+  (glibc's ``mallinfo2``; torch's CPU tensors are malloc'd), which is what the ratios use, and the resident
+  set size (RSS, ``peak_rss_mb``). RSS also counts what the allocator keeps after frees and reuses, which
+  shifts from round to round (by about 20% for RetinaNet at 320x320); for these rounds glibc is told
+  (``mallopt``) to map every block of 64 KiB or more on its own and to unmap it when freed, which narrows
+  that, but slows allocation, so the memory rounds come last. (``ru_maxrss`` only ever rises, so it cannot
+  separate phases; a peak shorter than the sampling interval can be missed, hence several rounds and their
+  maximum.)
 
 Ratios:
 
@@ -72,6 +77,11 @@ from mmdistkd.utils.synthetic import synthetic_batch, task_of
 DEFAULT_INPUT_SIZE = dict(det=(800, 1333), seg=(512, 1024), cls=(224, 224))
 DEFAULT_BATCH_SIZE = dict(det=2, seg=2, cls=32)
 MIB = 1024**2
+MEMORY_MEASURES = dict(
+    cuda='peak_mem_mb: torch.cuda.max_memory_allocated above memory_allocated at the phase start',
+    glibc='peak_mem_mb: malloc bytes in use (glibc mallinfo2), peak_rss_mb: RSS; both sampled at ~1 kHz, above '
+    'their values at the phase start after gc + malloc_trim, blocks >= 64 KiB mmapped one by one',
+    rss='peak_mem_mb = peak_rss_mb: RSS sampled at ~1 kHz above the RSS at the phase start after gc')
 
 
 def parse_args(argv=None):
@@ -101,6 +111,30 @@ def parse_args(argv=None):
 
 
 # ---------------------------------------------------------------------------------------------- memory
+class MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (glibc >= 2.33)."""
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        'arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks', 'fordblks', 'keepcost')]
+
+
+def load_glibc():
+    """glibc through ctypes, or None elsewhere (musl, macOS): then only RSS is sampled."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library('c'))
+    except OSError:
+        return None
+    if not all(hasattr(libc, name) for name in ('malloc_trim', 'mallopt', 'mallinfo2')):
+        return None
+    libc.mallinfo2.restype = MallInfo2
+    return libc
+
+
+LIBC = load_glibc()
+# glibc's mallopt parameters, and the block size from which the memory rounds map blocks one by one.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MAP_EACH_BLOCK_FROM_BYTES = 64 * 1024
+
+
 def release_freed_memory():
     """Returns freed heap memory to the OS (glibc keeps it otherwise, so RSS would not fall between phases)."""
     gc.collect()
@@ -108,46 +142,46 @@ def release_freed_memory():
         LIBC.malloc_trim(0)
 
 
-def _load_glibc():
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library('c'))
-        return libc if hasattr(libc, 'malloc_trim') else None
-    except OSError:
-        return None
-
-
-LIBC = _load_glibc()
-
-
-class ResidentMemoryPeak:
-    """Peak RSS during a phase, above the RSS at its start, sampled by a background thread."""
+class HostMemoryPeak:
+    """Peaks during a phase, above their values at its start, sampled by a background thread at about 1 kHz:
+    ``peak_mem_mb`` the bytes malloc has handed out and not yet taken back (glibc's ``mallinfo2``: heap
+    blocks in use plus mmapped blocks; torch's CPU tensors are malloc'd), ``peak_rss_mb`` the resident set
+    size. Without glibc, ``peak_mem_mb`` is the RSS."""
 
     def __init__(self, interval_s=1e-3):
+        if LIBC is not None:
+            # Large blocks mmapped one by one and unmapped on free, the heap top trimmed: RSS tracks use.
+            # (Fixing the threshold also ends glibc's dynamic threshold for the rest of the process.)
+            LIBC.mallopt(M_MMAP_THRESHOLD, MAP_EACH_BLOCK_FROM_BYTES)
+            LIBC.mallopt(M_TRIM_THRESHOLD, MAP_EACH_BLOCK_FROM_BYTES)
         self._statm = os.open('/proc/self/statm', os.O_RDONLY)
         self._page_size = os.sysconf('SC_PAGE_SIZE')
         self._interval_s = interval_s
-        self._peak = 0
+        self._peaks = self._baselines = self.read()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
-    def rss(self):
+    def read(self):
         # statm's second field: resident pages. pread re-reads the same open file cheaply.
-        return int(os.pread(self._statm, 128, 0).split()[1]) * self._page_size
+        rss = int(os.pread(self._statm, 128, 0).split()[1]) * self._page_size
+        if LIBC is None:
+            return dict(peak_mem_mb=rss, peak_rss_mb=rss)
+        info = LIBC.mallinfo2()
+        return dict(peak_mem_mb=info.uordblks + info.hblkhd, peak_rss_mb=rss)
 
     def _sample(self):
         while not self._stop.wait(self._interval_s):
-            rss = self.rss()
-            if rss > self._peak:
-                self._peak = rss
+            now = self.read()
+            self._peaks = {key: max(value, now[key]) for key, value in self._peaks.items()}
 
     def begin(self):
         release_freed_memory()
-        self._baseline = self._peak = self.rss()
-        return self._baseline
+        self._peaks = self._baselines = self.read()
 
     def end(self):
-        return max(self._peak, self.rss()) - self._baseline
+        now = self.read()
+        return {key: max(peak, now[key]) - self._baselines[key] for key, peak in self._peaks.items()}
 
     def close(self):
         self._stop.set()
@@ -156,18 +190,17 @@ class ResidentMemoryPeak:
 
 
 class CudaMemoryPeak:
-    """Peak of the CUDA caching allocator's allocated bytes during a phase, above the allocated bytes at its
-    start."""
+    """``peak_mem_mb``: the CUDA caching allocator's peak of allocated bytes during a phase, above the
+    allocated bytes at its start."""
 
     def begin(self):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         self._baseline = torch.cuda.memory_allocated()
-        return self._baseline
 
     def end(self):
         torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - self._baseline
+        return dict(peak_mem_mb=torch.cuda.max_memory_allocated() - self._baseline)
 
     def close(self):
         pass
@@ -307,8 +340,8 @@ def synchronize(device):
 
 
 def run_rounds(phases, rounds, device, probe=None):
-    """Runs ``rounds`` interleaved rounds of every phase; per phase, a list of seconds (or of peak bytes
-    above the phase's start, with a memory ``probe``)."""
+    """Runs ``rounds`` interleaved rounds of every phase; per phase, a list of seconds (or, with a memory
+    ``probe``, of its dicts of peak bytes above the phase's start)."""
     results = {name: [] for name in phases}
     for _ in range(rounds):
         for name, phase in phases.items():
@@ -357,7 +390,8 @@ def device_description(device):
 
 def summarise(args, cfg, task, batch_size, input_size, phases, times, memory, load_before):
     floor = phases.floor_phases
-    stats = {name: dict(quantiles(times[name]), peak_mem_mb=max(memory[name]) / MIB) for name in times}
+    stats = {name: dict(quantiles(times[name]), **{key: max(peaks[key] for peaks in memory[name]) / MIB
+                                                   for key in memory[name][0]}) for name in times}
     median = {name: stats[name]['median_s'] for name in stats}
     peak = {name: stats[name]['peak_mem_mb'] for name in stats}
     student_side_mb = peak['student'] + (peak['distiller'] if 'distiller' in floor else 0)
@@ -377,8 +411,7 @@ def summarise(args, cfg, task, batch_size, input_size, phases, times, memory, lo
         memory_rounds=args.memory_rounds,
         teacher_autocast=args.teacher_autocast,
         teacher_channels_last=args.channels_last,
-        memory_measure='cuda max_memory_allocated above allocated at phase start' if args.device == 'cuda' else
-        'sampled RSS (~1 kHz) above RSS at phase start after gc + malloc_trim',
+        memory_measure=MEMORY_MEASURES['cuda' if args.device == 'cuda' else 'glibc' if LIBC else 'rss'],
         load_average=dict(before=list(load_before), after=list(os.getloadavg())),
         phases=stats,
         floor_phases=floor,
@@ -396,13 +429,16 @@ def summarise(args, cfg, task, batch_size, input_size, phases, times, memory, lo
 
 
 def format_table(result):
+    with_rss = 'peak_rss_mb' in result['phases']['student']
     lines = [f"{result['config']}  batch {result['batch_size']}  input {result['input_size']}  "
              f"{result['device']}  torch {result['torch']}",
-             f"{'phase':<14}{'median s':>10}{'p25 s':>10}{'p75 s':>10}{'peak MiB':>11}"]
+             f"{'phase':<14}{'median s':>10}{'p25 s':>10}{'p75 s':>10}{'peak MiB':>11}"
+             + (f"{'RSS MiB':>10}" if with_rss else '')]
     for name, stats in result['phases'].items():
         in_floor = ' (floor)' if name in result['floor_phases'] else ''
+        rss = f"{stats['peak_rss_mb']:>10.1f}" if with_rss else ''
         lines.append(f"{name:<14}{stats['median_s']:>10.4f}{stats['p25_s']:>10.4f}{stats['p75_s']:>10.4f}"
-                     f"{stats['peak_mem_mb']:>11.1f}{in_floor}")
+                     f"{stats['peak_mem_mb']:>11.1f}{rss}{in_floor}")
     lines.append(f"time_ratio   = distill / ({' + '.join(result['floor_phases'])}) = {result['time_ratio']:.3f}")
     lines.append(f"memory_ratio = distill / {result['memory_floor_definition']} = {result['memory_ratio']:.3f}"
                  f"  (vs the sum: {result['memory_ratio_vs_sum']:.3f})")
@@ -433,13 +469,13 @@ def run_benchmark(args):
     load_before = os.getloadavg()
     run_rounds(phases.phases, args.warmup, args.device)
     times = run_rounds(phases.phases, args.iters, args.device)
-    probe = CudaMemoryPeak() if args.device == 'cuda' else ResidentMemoryPeak()
+    if args.profile_out:
+        profile_phases(phases.phases, args.device, args.profile_out)
+    probe = CudaMemoryPeak() if args.device == 'cuda' else HostMemoryPeak()
     try:
         memory = run_rounds(phases.phases, args.memory_rounds, args.device, probe=probe)
     finally:
         probe.close()
-    if args.profile_out:
-        profile_phases(phases.phases, args.device, args.profile_out)
 
     result = summarise(args, cfg, task, batch_size, input_size, phases, times, memory, load_before)
     print(format_table(result))

@@ -85,7 +85,7 @@ def main():
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f'plot_dpk_ratio: {error}') from None
     out_file = args.out or osp.join(args.work_dir, 'dpk_pi.png')
-    plot_dpk_ratios(ratios, out_file, title=osp.relpath(scalars_file, args.work_dir))
+    plot_dpk_ratios(ratios, out_file, title=f'DPK prior ratio, {osp.relpath(scalars_file, args.work_dir)}')
     summary = ', '.join(f'{stage} {points[0][1]:.3f} -> {points[-1][1]:.3f}' for stage, points in sorted(ratios.items()))
     print(f'pi from {scalars_file}: {summary}\nwrote {out_file}')
 

@@ -1,8 +1,9 @@
 """The evidence behind TolerantLoss's defaults (docs/tolerant.md): a cheap sweep of ``eta`` and ``k`` on the
-demo classification data (``tools/make_demo_data.py``), in one process on CPU in a few minutes::
+demo classification data (``tools/make_demo_data.py``), in one process on CPU (about a minute of CPU time
+per trained model)::
 
     python tools/analysis/tolerance_sweep.py --settings 1.0:3 0.9:3 0.7:3 0.6:3 0.5:3 0.7:2 0.7:5 \
-        --students 1.0:3 0.7:3
+        --students 1.0:3 0.9:3 0.7:3 0.5:3
 
 Each ``eta:k`` setting trains a teacher with ``TolerantLoss(CrossEntropyLoss, eta, k)`` (``eta = 1`` is the
 strict teacher) and reports its val accuracy and the statistics of ``teacher_tolerance.py`` over the val

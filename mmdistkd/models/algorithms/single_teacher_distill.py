@@ -20,6 +20,8 @@ from .submodel import build_submodel
 from .teacher_forward import TEACHER_FORWARDS
 
 
+# Teacher forwards that consume what the student's forward produced (its sampled RoIs), so run after it.
+STUDENT_FIRST_TEACHER_FORWARDS = frozenset({'roi_on_student_rois'})
 # ``teacher_autocast`` names: the precision the frozen teacher's training-step forward runs in.
 TEACHER_AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -112,7 +114,13 @@ class SingleTeacherDistill(BaseModel):
             object.__setattr__(self, 'teacher', teacher_model)
             teacher_model.requires_grad_(False)
         if teacher_ckpt is not None:
-            load_checkpoint(teacher_model, teacher_ckpt, map_location='cpu', revise_keys=[(r'^module\.', '')])
+            # Strict: a teacher that loads only partly would silently teach from random layers.
+            try:
+                load_checkpoint(teacher_model, teacher_ckpt, map_location='cpu', strict=True,
+                                revise_keys=[(r'^module\.', '')])
+            except RuntimeError as error:
+                raise RuntimeError(f'teacher_ckpt {teacher_ckpt!r} does not match the teacher architecture '
+                                   f'({type(teacher_model).__name__}): {error}') from error
         if teacher_channels_last:
             # Later .to(device) calls keep the format (they preserve the strides of dense tensors).
             teacher_model.to(memory_format=torch.channels_last)
@@ -205,15 +213,24 @@ class SingleTeacherDistill(BaseModel):
             warnings.warn('SingleTeacherDistill: teacher_ckpt is None, so the student is distilled from a '
                           'randomly initialised teacher. Set teacher_ckpt for real training.')
             self._warned_random_teacher = True
-        losses = {}
+        # The teacher runs first where its forward allows: the activations of its no-grad forward are then
+        # freed before the student's pile up for backward (only its recorded outputs outlive it), so the
+        # step's peak memory is that of the larger of the two rather than their sum (DeepLabV3 R101 -> R18
+        # at 256x512 on CPU: 1.37x -> ~1.0x the student's own step).
+        teacher_first = self.teacher_forward not in STUDENT_FIRST_TEACHER_FORWARDS
+        if teacher_first:
+            with self.distiller.teacher_recorders:
+                self.forward_teacher(inputs, data_samples)
         with self.distiller.student_recorders:
             student_losses = self.student(inputs, data_samples, mode='loss')
+        if not teacher_first:
+            with self.distiller.teacher_recorders:
+                self.forward_teacher(inputs, data_samples, self._student_rois)
+            self._student_rois = None
+        losses = {}
         if self.calculate_student_loss:
             losses.update({f'student.{key}': value
                            for key, value in scale_losses(student_losses, self.student_loss_weight).items()})
-        with self.distiller.teacher_recorders:
-            self.forward_teacher(inputs, data_samples, self._student_rois)
-        self._student_rois = None
         losses.update(self.distiller.compute_distill_losses(data_samples))
         return losses
 

@@ -1,6 +1,7 @@
-"""SingleTeacherDistill's teacher_autocast and teacher_channels_last: the teacher's training-step forward in
-reduced precision and channels-last memory format, the distillation losses still in fp32. (8x8 inputs: CPUs
-without native bf16 / fp16 convolutions emulate them slowly.)"""
+"""How SingleTeacherDistill runs its teacher in a training step: before the student (peak memory),
+teacher_autocast and teacher_channels_last (reduced precision and channels-last memory format, the
+distillation losses still in fp32). (8x8 inputs: CPUs without native bf16 / fp16 convolutions emulate them
+slowly.)"""
 import pytest
 import torch
 
@@ -54,3 +55,16 @@ def test_teacher_channels_last_keeps_the_format_through_moves_and_matches_contig
 def test_unknown_teacher_autocast_is_rejected():
     with pytest.raises(ValueError, match="teacher_autocast='fp8'"):
         build(teacher_autocast='fp8')
+
+
+def test_teacher_runs_before_the_student_so_its_activations_are_freed_first():
+    model = build()
+    calls = []
+    handles = [module.register_forward_pre_hook(lambda module, inputs, role=role: calls.append(role))
+               for role, module in (('teacher', model.teacher.backbone), ('student', model.student.backbone))]
+    try:
+        model.loss(**small_batch(model))
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert calls == ['teacher', 'student']
