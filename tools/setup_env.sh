@@ -70,7 +70,10 @@ step "mmdet 3.3.0, mmsegmentation 1.2.2, mmpretrain 1.2.0, pytest"
 
 step "mmdistkd (editable, from setup.py)"
 # A development install (egg-link), not PEP 660: see requirements/constraints.txt.
-"$PY" setup.py -q develop --no-deps >/dev/null || fail "could not install mmdistkd in editable mode (setup.py develop)"
+develop_log=$(mktemp)
+"$PY" setup.py -q develop --no-deps >"$develop_log" 2>&1 \
+    || { cat "$develop_log" >&2; fail "could not install mmdistkd in editable mode (setup.py develop)"; }
+rm -f "$develop_log"
 
 step "checking imports"
 "$PY" - <<'PY' || fail "the environment was built but does not import; see the traceback above"
