@@ -177,7 +177,8 @@ def test_every_parameter_gets_a_finite_gradient(patch_size, size_s, size_t):
 
 
 def test_output_keys_and_built_from_registry():
-    dpk = MODELS.build(dict(type='DPKLoss', student_channels=8, teacher_channels=8, stage='p4', loss_weight=0.5,
+    # Prefixed, as in configs: a default scope left by another package must not hide it.
+    dpk = MODELS.build(dict(type='mmdistkd.DPKLoss', student_channels=8, teacher_channels=8, stage='p4', loss_weight=0.5,
                             **LIGHT))
     out = dpk(torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4))
     assert set(out) == {'loss', 'dpk_pi.p4'}

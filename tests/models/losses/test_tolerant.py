@@ -232,9 +232,10 @@ def test_softmax_roi_loss_uses_foreground_topk_of_positive_proposals():
     from mmdet.models.roi_heads.bbox_heads import Shared2FCBBoxHead
     torch.manual_seed(5)
     eta, num_classes = 0.6, 4
-    head = Shared2FCBBoxHead(in_channels=4, fc_out_channels=8, roi_feat_size=2, num_classes=num_classes,
-                             loss_cls=dict(type='mmdistkd.TolerantLoss', eta=eta,
-                                           base_loss=dict(type='mmdet.CrossEntropyLoss', loss_weight=1.0)))
+    with DefaultScope.overwrite_default_scope('mmdet'):  # as an mmdet config builds it (its bbox coder too)
+        head = Shared2FCBBoxHead(in_channels=4, fc_out_channels=8, roi_feat_size=2, num_classes=num_classes,
+                                 loss_cls=dict(type='mmdistkd.TolerantLoss', eta=eta,
+                                               base_loss=dict(type='mmdet.CrossEntropyLoss', loss_weight=1.0)))
     assert head.fc_cls.out_features == num_classes + 1
     cls_score = torch.randn(10, num_classes + 1, requires_grad=True)
     labels = torch.tensor([0, 3, 4, 4, 1, 4, 2, 4, 4, 4])  # 4 = background
