@@ -5,7 +5,7 @@ slowly.)"""
 import pytest
 import torch
 
-from test_single_teacher_distill import batch, build
+from test_single_teacher_distill import batch, build, classifier
 
 
 def small_batch(model):
@@ -25,7 +25,7 @@ def teacher_logits_of_a_training_step(model):
 
 @pytest.mark.parametrize('precision, dtype', [('bf16', torch.bfloat16), ('fp16', torch.float16)])
 def test_teacher_autocast_runs_the_teacher_in_that_precision_and_the_losses_in_fp32(precision, dtype):
-    model = build(teacher_autocast=precision)
+    model = build(teacher=classifier(depth=18), teacher_autocast=precision)
     teacher_logits, losses = teacher_logits_of_a_training_step(model)
     assert teacher_logits.dtype == dtype
     assert losses['loss_kd'].dtype == torch.float32 and torch.isfinite(losses['loss_kd'])

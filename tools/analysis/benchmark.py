@@ -12,7 +12,9 @@ preprocessing is left out of every phase alike):
   the teacher's input re-normalisation, autocast and memory format;
 - ``distill``: the full distillation step (``train_step`` without preprocessing): loss, backward, step;
 - ``distiller``: the distillation losses alone (with their modules and connectors) on features recorded
-  once, forward and backward, plus the optimizer step of the distiller's parameters if it has any. It is in
+  once, forward and backward, plus the optimizer step of the distiller's parameters if it has any (the
+  config's ``optim_wrapper`` over the distiller alone: ``paramwise_cfg`` keys written for the whole model
+  may not match there, which changes learning rates, not the cost of a step). It is in
   the floor only when the distiller has trainable parameters (DPK); for parameter-free losses (KD, DIST)
   it is reported as the share of the overhead that the loss computation itself takes;
 - ``teacher_fp32``: only with ``--teacher-autocast`` / ``--channels-last``: a plain fp32, contiguous copy
@@ -41,9 +43,11 @@ Ratios:
 - ``time_ratio = distill / (student + teacher [+ distiller])`` on median times;
 - ``memory_ratio = distill / max(student [+ distiller], teacher)``: the step needs at least the student's
   step peak and at least the teacher's transient forward peak, but not their sum: the teacher's
-  activations are freed layer by layer under no_grad, so only its recorded outputs have to outlive it.
-  A step that ran the teacher first would reach ``max(...)`` plus those outputs. ``memory_ratio_vs_sum``
-  divides by ``student + teacher [+ distiller]`` instead (the naive bound).
+  activations are freed layer by layer under no_grad, so only its recorded outputs have to outlive it
+  (``SingleTeacherDistill`` runs the teacher first for that reason, except for ``'roi_on_student_rois'``).
+  Trainable distiller modules add to the student's side: their activations live beside the student's until
+  the shared backward. ``memory_ratio_vs_sum`` divides by ``student + teacher [+ distiller]`` instead (the
+  naive bound).
 
 The teacher is randomly initialised (``teacher_ckpt=None``): weights do not change the cost.
 """
@@ -71,7 +75,7 @@ from mmengine.registry import DefaultScope
 import mmdistkd  # noqa: F401  (registers mmdistkd's modules and mmdistkd:: config paths)
 from mmdistkd.models.algorithms.teacher_forward import TEACHER_FORWARDS
 from mmdistkd.registry import MODELS
-from mmdistkd.utils.synthetic import synthetic_batch, task_of
+from mmdistkd.utils.synthetic import fit_preprocessor_to_size, synthetic_batch, task_of
 
 # The issue's reference sizes (height, width) and batch sizes per task, used when not given.
 DEFAULT_INPUT_SIZE = dict(det=(800, 1333), seg=(512, 1024), cls=(224, 224))
@@ -130,8 +134,10 @@ def load_glibc():
 
 
 LIBC = load_glibc()
-# glibc's mallopt parameters, and the block size from which the memory rounds map blocks one by one.
+# glibc's mallopt parameters, their default values, and the block size from which the memory rounds map
+# blocks one by one.
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+GLIBC_DEFAULT_THRESHOLD = 128 * 1024
 MAP_EACH_BLOCK_FROM_BYTES = 64 * 1024
 
 
@@ -149,11 +155,8 @@ class HostMemoryPeak:
     size. Without glibc, ``peak_mem_mb`` is the RSS."""
 
     def __init__(self, interval_s=1e-3):
-        if LIBC is not None:
-            # Large blocks mmapped one by one and unmapped on free, the heap top trimmed: RSS tracks use.
-            # (Fixing the threshold also ends glibc's dynamic threshold for the rest of the process.)
-            LIBC.mallopt(M_MMAP_THRESHOLD, MAP_EACH_BLOCK_FROM_BYTES)
-            LIBC.mallopt(M_TRIM_THRESHOLD, MAP_EACH_BLOCK_FROM_BYTES)
+        # Large blocks mmapped one by one and unmapped on free, the heap top trimmed: RSS tracks use.
+        self._set_malloc_thresholds(MAP_EACH_BLOCK_FROM_BYTES)
         self._statm = os.open('/proc/self/statm', os.O_RDONLY)
         self._page_size = os.sysconf('SC_PAGE_SIZE')
         self._interval_s = interval_s
@@ -187,6 +190,14 @@ class HostMemoryPeak:
         self._stop.set()
         self._thread.join()
         os.close(self._statm)
+        # Back to glibc's default values (its dynamic mmap threshold stays off once a threshold was set).
+        self._set_malloc_thresholds(GLIBC_DEFAULT_THRESHOLD)
+
+    @staticmethod
+    def _set_malloc_thresholds(num_bytes):
+        if LIBC is not None:
+            LIBC.mallopt(M_MMAP_THRESHOLD, num_bytes)
+            LIBC.mallopt(M_TRIM_THRESHOLD, num_bytes)
 
 
 class CudaMemoryPeak:
@@ -224,13 +235,6 @@ def load_benchmark_config(args):
     cfg.model.teacher_autocast = args.teacher_autocast
     cfg.model.teacher_channels_last = args.channels_last
     return cfg
-
-
-def fit_preprocessor_to_input(preprocessor, height, width):
-    """mmseg's preprocessor pads every batch to the training crop (``size``): pad to the benchmarked size
-    instead, or a reduced-size run would still compute at full size."""
-    if getattr(preprocessor, 'size', None) is not None:
-        preprocessor.size = (height, width)
 
 
 def detach_records(value, requires_grad):
@@ -322,7 +326,9 @@ class Phases:
         for side, manager in (('student', distiller.student_recorders), ('teacher', distiller.teacher_recorders)):
             for name, recorder in manager.recorders.items():
                 recorder.records = list(self.records[side][name])
-        losses = distiller.compute_distill_losses(self.data['data_samples'])
+        # The step's context (autocast under AmpOptimWrapper), as the losses see it in the full step.
+        with self.distill_optim.optim_context(self.model):
+            losses = distiller.compute_distill_losses(self.data['data_samples'])
         loss, _ = self.model.parse_losses(losses)
         if self.distiller_optim is not None:
             self.distiller_optim.update_params(loss)
@@ -460,7 +466,7 @@ def run_benchmark(args):
         task = task_of(model.student)
         batch_size = args.batch_size or DEFAULT_BATCH_SIZE[task]
         input_size = tuple(args.input_size or DEFAULT_INPUT_SIZE[task])
-        fit_preprocessor_to_input(model.data_preprocessor, *input_size)
+        fit_preprocessor_to_size(model.data_preprocessor, *input_size)
         batch = synthetic_batch(task, batch_size, *input_size, num_classes_of(model.student))
         data = model.data_preprocessor(batch, True)
         phases = Phases(model, cfg.optim_wrapper, data,

@@ -86,7 +86,8 @@ def main():
         raise SystemExit(f'plot_dpk_ratio: {error}') from None
     out_file = args.out or osp.join(args.work_dir, 'dpk_pi.png')
     plot_dpk_ratios(ratios, out_file, title=f'DPK prior ratio, {osp.relpath(scalars_file, args.work_dir)}')
-    summary = ', '.join(f'{stage} {points[0][1]:.3f} -> {points[-1][1]:.3f}' for stage, points in sorted(ratios.items()))
+    summary = ', '.join(f'{stage} {points[0][1]:.3f} -> {points[-1][1]:.3f}'
+                        for stage, points in sorted(ratios.items()))
     print(f'pi from {scalars_file}: {summary}\nwrote {out_file}')
 
 
