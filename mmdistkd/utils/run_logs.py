@@ -9,12 +9,21 @@ LOOP_KEYS = ('step', 'time', 'data_time', 'epoch', 'iter')
 TEACHER_PREFIX = 'teacher.'
 
 
+def scalar_files(work_dir):
+    """The ``<timestamp>/vis_data/scalars.json`` files of every run in ``work_dir``, oldest first (a resumed
+    run logs into a new timestamp folder)."""
+    return sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+
+
+def read_scalars(path):
+    with open(path) as file:
+        return [json.loads(line) for line in file if line.strip()]
+
+
 def last_val_metrics(work_dir):
-    """The last validation record in ``work_dir`` (mmengine's ``<timestamp>/vis_data/scalars.json``), from
-    the newest run that has one (a resumed run logs into a new timestamp folder); ``{}`` if none has."""
-    for scalars in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')), reverse=True):
-        with open(scalars) as file:
-            records = [json.loads(line) for line in file if line.strip()]
+    """The last validation record in ``work_dir``, from the newest run that has one; ``{}`` if none has."""
+    for scalars in reversed(scalar_files(work_dir)):
+        records = read_scalars(scalars)
         # training records carry the losses and the learning rate; validation records do not
         val = [record for record in records if not any(key in record for key in ('loss', 'lr'))]
         if val:
@@ -33,9 +42,8 @@ def model_metrics(record, teacher=False):
 
 def scalar_records(work_dir):
     """Every record of the newest run's ``vis_data/scalars.json`` in ``work_dir`` (training and validation)."""
-    runs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    runs = scalar_files(work_dir)
     if not runs:
         raise FileNotFoundError(f'no */vis_data/scalars.json in {work_dir!r}: is it the work_dir of a training run '
                                 'with the LocalVisBackend (the default)?')
-    with open(runs[-1]) as file:
-        return [json.loads(line) for line in file if line.strip()]
+    return read_scalars(runs[-1])
