@@ -3,6 +3,7 @@
 # DIST keeps its own weight relative to CE (CE + 2 DIST) and DPK's 0.8 scales both.
 _base_ = ['./dpk_resnet34_resnet18_8xb32_in1k.py']
 
+# The DPK entries are taken over from the base; only the logit loss changes.
 dpk_distiller = _base_.model.distiller
 model = dict(
     distiller=dict(
@@ -17,4 +18,4 @@ model = dict(
                            logits_T=dict(from_student=False, recorder='logits')),
             loss_dpk_layer3=dpk_distiller.loss_forward_mappings.loss_dpk_layer3,
             loss_dpk_layer4=dpk_distiller.loss_forward_mappings.loss_dpk_layer4)))
-del dpk_distiller
+del dpk_distiller  # a helper of this file, not a config key

@@ -39,6 +39,5 @@ max_iters = 40000
 train_cfg = dict(max_iters=max_iters, val_interval=4000)
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)]
 default_hooks = dict(checkpoint=dict(interval=4000))
-# The DPK modules share the student's SGD (lr 0.02) in a parameter group of their own (see
-# dpk_resnet34_resnet18_8xb32_in1k.py).
-optim_wrapper = dict(optimizer=dict(lr=0.02), paramwise_cfg=dict(custom_keys={'distiller': dict(lr_mult=0.1)}))
+# The DPK modules at SGD lr 0.01 in a parameter group of their own (see dpk_resnet34_resnet18_8xb32_in1k.py).
+optim_wrapper = dict(optimizer=dict(lr=0.02), paramwise_cfg=dict(custom_keys={'distiller': dict(lr_mult=0.5)}))

@@ -31,6 +31,5 @@ model = dict(
         }))
 val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
 
-# The DPK modules share the student's SGD in a parameter group of their own (see
-# dpk_resnet34_resnet18_8xb32_in1k.py).
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'distiller': dict(lr_mult=0.1)}))
+# The DPK modules at SGD lr 0.01 in a parameter group of their own (see dpk_resnet34_resnet18_8xb32_in1k.py).
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'distiller': dict(lr_mult=0.5)}))  # 0.5 x 0.02

