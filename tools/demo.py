@@ -7,7 +7,8 @@
    the baseline), write it to ``results.md``, and write plots (val metric per run, training loss per run,
    DPK's prior ratio per stage) as PNGs into the work dir.
 
-Each stage runs ``tools/train.py`` (with mmengine's progress output); finished runs are reused, so an
+Each stage runs ``tools/train.py`` (with mmengine's progress output); the student runs go side by side, one
+per core (``--jobs``), their output lines prefixed with the run's name. Finished runs are reused, so an
 interrupted demo continues where it stopped.
 """
 import argparse
@@ -17,6 +18,8 @@ import os.path as osp
 import statistics
 import subprocess
 import sys
+import threading
+import time
 
 import matplotlib
 
@@ -53,19 +56,69 @@ def announce(text):
     print(f'\n=== {text}', flush=True)
 
 
-def train(config, work_dir, options):
-    """Runs tools/train.py unless ``work_dir`` holds a finished run; returns the final checkpoint."""
-    final = osp.join(work_dir, 'final.pth')
-    if osp.exists(final):
-        print(f'(done before: {work_dir})')
-        return final
+def train_command(config, work_dir, options):
+    """The tools/train.py command of a stage, or None if ``work_dir`` holds its finished run."""
+    if osp.exists(osp.join(work_dir, 'final.pth')):
+        return None
     command = [sys.executable, osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', work_dir]
-    subprocess.run(command + (['--cfg-options', *options] if options else []), cwd=REPO, check=True)
-    checkpoints = sorted(glob.glob(osp.join(work_dir, 'iter_*.pth')), key=lambda p: int(osp.basename(p)[5:-4]))
-    if not checkpoints:
-        raise RuntimeError(f'{config} wrote no checkpoint to {work_dir}')
-    os.replace(checkpoints[-1], final)
+    return command + (['--cfg-options', *options] if options else [])
+
+
+def finish(config, work_dir):
+    """Renames the run's last checkpoint to ``final.pth``, the mark of a finished stage; returns its path."""
+    final = osp.join(work_dir, 'final.pth')
+    if not osp.exists(final):
+        checkpoints = sorted(glob.glob(osp.join(work_dir, 'iter_*.pth')), key=lambda p: int(osp.basename(p)[5:-4]))
+        if not checkpoints:
+            raise RuntimeError(f'{config} wrote no checkpoint to {work_dir}')
+        os.replace(checkpoints[-1], final)
     return final
+
+
+def forward_output(process, prefix):
+    for line in process.stdout:
+        print(f'{prefix}{line}', end='', flush=True)
+
+
+def run_stages(stages, jobs):
+    """Trains ``stages`` (``(label, config, work_dir, options)``), ``jobs`` at a time, each with its share of the
+    cores as torch threads; with several jobs each output line is prefixed with its stage's label. Small CPU
+    models use a second thread poorly, so two one-thread runs side by side finish sooner than one after the
+    other with two threads each."""
+    env = dict(os.environ, PYTHONUNBUFFERED='1')
+    jobs = max(1, min(jobs, len(stages)))
+    if jobs > 1:
+        threads = str(max(1, len(os.sched_getaffinity(0)) // jobs))
+        env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    pending = list(stages)
+    running = []  # (label, config, work_dir, process, output thread)
+    failed = []
+    while pending or running:
+        while pending and len(running) < jobs:
+            label, config, work_dir, options = pending.pop(0)
+            announce(f'{label}: {config}')
+            command = train_command(config, work_dir, options)
+            if command is None:
+                print(f'(done before: {work_dir})')
+                continue
+            process = subprocess.Popen(command, cwd=REPO, env=env, text=True, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT)
+            reader = threading.Thread(target=forward_output, args=(process, f'[{label}] ' if jobs > 1 else ''))
+            reader.start()
+            running.append((label, config, work_dir, process, reader))
+        for entry in list(running):
+            label, config, work_dir, process, reader = entry
+            if process.poll() is None:
+                continue
+            reader.join()
+            running.remove(entry)
+            if process.returncode:
+                failed.append(f'{label} ({config}) exited {process.returncode}; its log is in {work_dir}')
+            else:
+                finish(config, work_dir)
+        time.sleep(0.2)
+    if failed:
+        raise SystemExit('demo: a stage failed:\n' + '\n'.join(failed))
 
 
 def summary_table(metric, results, seeds):
@@ -76,7 +129,8 @@ def summary_table(metric, results, seeds):
     for name, values in results.items():
         mean = statistics.mean(values)
         gain = '—' if name in ('baseline', 'teacher') else f'{mean - baseline:+.4f}'
-        lines.append(f'| {name} | {mean:.4f} | {min(values):.4f} – {max(values):.4f} | {gain} |')
+        spread = f'{min(values):.4f} – {max(values):.4f}' if len(values) > 1 else '— (one run)'
+        lines.append(f'| {name} | {mean:.4f} | {spread} | {gain} |')
     return '\n'.join(lines)
 
 
@@ -128,6 +182,8 @@ def main():
     parser.add_argument('--task', choices=sorted(TASKS), default='det')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     parser.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', 'demo'))
+    parser.add_argument('--jobs', type=int, default=len(os.sched_getaffinity(0)),
+                        help='student runs trained side by side (default: one per core)')
     parser.add_argument('--cfg-options', nargs='*', default=[],
                         help='key=value overrides for every stage (e.g. train_cfg.max_iters=20)')
     args = parser.parse_args()
@@ -141,21 +197,25 @@ def main():
     else:
         print('(present)')
 
-    announce(f'tolerant teacher: {task["teacher"]}')
     teacher_dir = osp.join(work_dir, 'teacher')
-    teacher_ckpt = train(task['teacher'], teacher_dir, args.cfg_options)
-    results = {'teacher': [last_val_metrics(teacher_dir)[task['metric']]]}
-    first_seed_dirs = {}
-    for seed in args.seeds:
-        for name, config in task['runs'].items():
-            announce(f'seed {seed}, {name}: {config}')
+    run_stages([('tolerant teacher', task['teacher'], teacher_dir, args.cfg_options)], jobs=1)
+    teacher_ckpt = finish(task['teacher'], teacher_dir)
+    stages = []
+    run_dirs = {}  # run name -> its work dir per seed
+    # Longest runs first (DPK, DIST, then the baseline), so that the runs left alone at the end are short.
+    for name, config in reversed(task['runs'].items()):
+        for seed in args.seeds:
             run_dir = osp.join(work_dir, f'{name}_seed{seed}')
             options = [f'randomness.seed={seed}', *args.cfg_options]
             if name != 'baseline':
                 options.append(f'model.teacher_ckpt={teacher_ckpt}')
-            train(config, run_dir, options)
-            results.setdefault(name, []).append(last_val_metrics(run_dir)[task['metric']])
-            first_seed_dirs.setdefault(name, run_dir)
+            stages.append((f'seed {seed}, {name}', config, run_dir, options))
+            run_dirs.setdefault(name, []).append(run_dir)
+    run_stages(stages, args.jobs)
+    results = {'teacher': [last_val_metrics(teacher_dir)[task['metric']]]}
+    for name in task['runs']:
+        results[name] = [last_val_metrics(run_dir)[task['metric']] for run_dir in run_dirs[name]]
+    first_seed_dirs = {name: run_dirs[name][0] for name in task['runs']}
 
     announce(f'val {task["metric"]} on the demo {args.task} data')
     student_results = {name: values for name, values in results.items() if name != 'teacher'}

@@ -1,7 +1,7 @@
 # DeepLabV3 student for the demo segmentation data: the teacher's recipe with a quarter-width ResNetV1c-18,
 # heads narrowed like upstream's deeplabv3_r18-d8, and a shorter schedule.
 _base_ = ['./deeplabv3_r34_demo_seg_teacher.py']
-max_iters = 600
+max_iters = 250
 
 model = dict(
     backbone=dict(depth=18, stem_channels=16, base_channels=16),  # stage widths 16, 32, 64, 128

@@ -4,7 +4,7 @@ _base_ = [
     'mmseg::_base_/models/deeplabv3_r50-d8.py', '../_base_/datasets/demo_seg.py',
     'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_40k.py'
 ]
-max_iters = 1000
+max_iters = 500
 crop_size = (128, 256)  # as in demo_seg.py: the data preprocessor pads batches to it
 norm_cfg = dict(type='BN', requires_grad=True)  # one process: no SyncBN
 

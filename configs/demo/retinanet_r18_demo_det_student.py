@@ -1,7 +1,7 @@
 # RetinaNet student for the demo detection data: the teacher's recipe with a quarter-width ResNet-18
 # backbone, the same FPN and head widths, and a shorter schedule.
 _base_ = ['./retinanet_r34_demo_det_teacher.py']
-max_iters = 1000
+max_iters = 600
 
 model = dict(
     backbone=dict(depth=18, base_channels=16),  # stage widths 16, 32, 64, 128

@@ -4,7 +4,7 @@ _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py', '../_base_/datasets/demo_det.py',
     'mmdet::_base_/schedules/schedule_1x.py', 'mmdet::_base_/default_runtime.py'
 ]
-max_iters = 1500
+max_iters = 1200
 
 model = dict(
     backbone=dict(

@@ -199,6 +199,12 @@ def test_method_and_input_recorders_keep_student_and_teacher_apart():
     torch.testing.assert_close(student_rec.get_recorder('head_in').get_record_data(data_idx=0), student_feat)
     assert not torch.equal(student_feat, teacher_rec.get_recorder('feat').get_record_data())
 
+    # Building another model patches nothing again: the method keeps one wrapper, whoever listens to it.
+    from mmpretrain.models.heads import LinearClsHead
+    patched = LinearClsHead.pre_logits
+    build(distiller=distiller, teacher=classifier(depth=34))
+    assert LinearClsHead.pre_logits is patched
+
 
 def test_teacher_checkpoint_of_another_architecture_is_refused(tmp_path):
     from mmengine.runner import save_checkpoint

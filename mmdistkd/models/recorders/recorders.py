@@ -12,6 +12,7 @@ A module or method called several times per step gives one record per call: Reti
 import difflib
 import functools
 import importlib
+import weakref
 
 from mmdistkd.registry import MODELS
 
@@ -119,18 +120,33 @@ class MethodOutputs(BaseRecorder):
             raise ValueError(f'{owner.__name__} has no method {method_path!r} (MethodOutputs source '
                              f'{self.source!r})')
         self._owners = {id(m) for m in model.modules()}
-        original = getattr(owner, method_path)
-        recorder = self
+        method_recorders(owner, method_path).add(self)
+
+
+# (class, method name) -> the MethodOutputs recorders listening to it. Each method is patched once per
+# process; recorders that are garbage-collected drop out of their set.
+_METHOD_RECORDERS = {}
+
+
+def method_recorders(owner, method_name):
+    """The recorders of ``owner.method_name``, patching the method on first use so that every call offers
+    its return value to them."""
+    key = (owner, method_name)
+    if key not in _METHOD_RECORDERS:
+        listeners = weakref.WeakSet()
+        original = getattr(owner, method_name)
 
         @functools.wraps(original)
         def recorded(instance, *args, **kwargs):
             outputs = original(instance, *args, **kwargs)
-            if recorder.recording and id(instance) in recorder._owners:
-                recorder.records.append(outputs)
+            for recorder in listeners:
+                if recorder.recording and id(instance) in recorder._owners:
+                    recorder.records.append(outputs)
             return outputs
 
-        # Several recorders may patch one method (student and teacher): each wraps the previous one.
-        setattr(owner, method_path, recorded)
+        setattr(owner, method_name, recorded)
+        _METHOD_RECORDERS[key] = listeners
+    return _METHOD_RECORDERS[key]
 
 
 class RecorderManager:
