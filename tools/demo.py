@@ -121,30 +121,37 @@ def run_stages(stages, jobs):
         raise SystemExit('demo: a stage failed:\n' + '\n'.join(failed))
 
 
+def decimals_for(results):
+    """COCO's mAP and mmpretrain's top-1 differ in scale (0-1 and 0-100): 4 decimals for the one, 2 for the other."""
+    return 4 if max(value for values in results.values() for value in values) <= 1 else 2
+
+
 def summary_table(metric, results, seeds):
     """Markdown: per run, the metric's mean and spread (min–max) over seeds and the gain over the baseline."""
+    places = decimals_for(results)
     baseline = statistics.mean(results['baseline'])
     lines = [f'| run | {metric} (mean over seeds {", ".join(map(str, seeds))}) | min – max | '
              'gain over baseline |', '|---|---|---|---|']
     for name, values in results.items():
         mean = statistics.mean(values)
-        gain = '—' if name in ('baseline', 'teacher') else f'{mean - baseline:+.4f}'
-        spread = f'{min(values):.4f} – {max(values):.4f}' if len(values) > 1 else '— (one run)'
-        lines.append(f'| {name} | {mean:.4f} | {spread} | {gain} |')
+        gain = '—' if name in ('baseline', 'teacher') else f'{mean - baseline:+.{places}f}'
+        spread = f'{min(values):.{places}f} – {max(values):.{places}f}' if len(values) > 1 else '— (one run)'
+        lines.append(f'| {name} | {mean:.{places}f} | {spread} | {gain} |')
     return '\n'.join(lines)
 
 
 def verdict(results):
+    places = decimals_for(results)
     baseline_best = max(results['baseline'])
     lines = []
     for name in ('dist', 'dpk'):
         mean_gain = statistics.mean(results[name]) - statistics.mean(results['baseline'])
         if min(results[name]) > baseline_best:
-            lines.append(f'- {name}: beats the baseline in every seed (mean gain {mean_gain:+.4f}).')
+            lines.append(f'- {name}: every run beats every baseline run (mean gain {mean_gain:+.{places}f}).')
         elif mean_gain > 0:
-            lines.append(f'- {name}: higher on average ({mean_gain:+.4f}) but within the seed spread.')
+            lines.append(f'- {name}: higher on average ({mean_gain:+.{places}f}) but within the seed spread.')
         else:
-            lines.append(f'- {name}: does not beat the baseline here ({mean_gain:+.4f}).')
+            lines.append(f'- {name}: does not beat the baseline here ({mean_gain:+.{places}f}).')
     return '\n'.join(lines)
 
 
