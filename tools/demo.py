@@ -12,7 +12,6 @@ per core (``--jobs``), their output lines prefixed with the run's name. Finished
 interrupted demo continues where it stopped.
 """
 import argparse
-import glob
 import os
 import os.path as osp
 import statistics
@@ -31,7 +30,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
 from plot_dpk_ratio import load_dpk_ratios, plot_dpk_ratios  # noqa: E402
 
-from mmdistkd.utils.run_logs import last_val_metrics, scalar_records  # noqa: E402
+from mmdistkd.utils.run_logs import last_checkpoint, last_val_metrics, scalar_records  # noqa: E402
 
 TASKS = {
     'det': dict(metric='coco/bbox_mAP',
@@ -68,10 +67,10 @@ def finish(config, work_dir):
     """Renames the run's last checkpoint to ``final.pth``, the mark of a finished stage; returns its path."""
     final = osp.join(work_dir, 'final.pth')
     if not osp.exists(final):
-        checkpoints = sorted(glob.glob(osp.join(work_dir, 'iter_*.pth')), key=lambda p: int(osp.basename(p)[5:-4]))
-        if not checkpoints:
+        checkpoint = last_checkpoint(work_dir)
+        if checkpoint is None:
             raise RuntimeError(f'{config} wrote no checkpoint to {work_dir}')
-        os.replace(checkpoints[-1], final)
+        os.replace(checkpoint, final)
     return final
 
 

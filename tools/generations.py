@@ -28,7 +28,7 @@ from mmengine.config import DictAction
 
 import mmdistkd  # noqa: F401  (mmdistkd:: paths in configs)
 from mmdistkd.utils.launch import load_config
-from mmdistkd.utils.run_logs import last_val_metrics, model_metrics
+from mmdistkd.utils.run_logs import last_checkpoint, last_val_metrics, model_metrics
 
 matplotlib.use('Agg')  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -76,13 +76,11 @@ def final_checkpoint(work_dir, generation):
             raise SystemExit(f'{work_dir} has no student_final.pth: the student config needs the '
                              "StudentExportHook (inherit configs/_base_/distill_runtime.py)")
         return exported
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(pointer):
+    checkpoint = last_checkpoint(work_dir)
+    if checkpoint is None:
         raise SystemExit(f'{work_dir} has no last_checkpoint: the teacher config must keep a CheckpointHook '
                          '(default_hooks.checkpoint) with save_last=True')
-    with open(pointer) as file:
-        checkpoint = file.read().strip()
-    return checkpoint if osp.isabs(checkpoint) else osp.abspath(checkpoint)
+    return checkpoint
 
 
 class Generations:

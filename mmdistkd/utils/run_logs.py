@@ -47,3 +47,14 @@ def scalar_records(work_dir):
         raise FileNotFoundError(f'no */vis_data/scalars.json in {work_dir!r}: is it the work_dir of a training run '
                                 'with the LocalVisBackend (the default)?')
     return read_scalars(runs[-1])
+
+
+def last_checkpoint(work_dir):
+    """The checkpoint mmengine's CheckpointHook saved last in ``work_dir`` (it names it in the
+    ``last_checkpoint`` file), as an absolute path; None if the run saved none."""
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(pointer):
+        return None
+    with open(pointer) as file:
+        checkpoint = file.read().strip()
+    return checkpoint if osp.isabs(checkpoint) else osp.abspath(checkpoint)
