@@ -53,12 +53,6 @@ def synthetic_batch(task, batch_size, height, width, num_classes, seed=0):
                 data_samples=SAMPLE_MAKERS[task](batch_size, height, width, num_classes, generator))
 
 
-def task_of(model):
-    """'det', 'seg' or 'cls' from the package a (student) model comes from."""
-    package = type(model).__module__.split('.')[0]
-    return {'mmdet': 'det', 'mmseg': 'seg', 'mmpretrain': 'cls'}[package]
-
-
 def fit_preprocessor_to_size(preprocessor, height, width):
     """mmseg's preprocessor pads every batch to its ``size`` (the training crop, 512x1024 for Cityscapes):
     make it pad to a reduced input size instead."""

@@ -11,7 +11,8 @@ from mmengine.registry import DefaultScope
 
 import mmdistkd  # noqa: F401
 from mmdistkd.registry import MODELS
-from mmdistkd.utils.synthetic import fit_preprocessor_to_size, synthetic_batch, task_of
+from mmdistkd.utils.synthetic import fit_preprocessor_to_size, synthetic_batch
+from mmdistkd.utils.tasks import task_of
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 REAL_CONFIGS = sorted(path for method in ('dist', 'dpk') for path in glob.glob(osp.join(REPO, 'configs', method,

@@ -12,7 +12,7 @@ from mmengine.registry import DefaultScope
 import mmdistkd  # noqa: F401
 from mmdistkd.models.losses.tolerant import TolerantLoss
 from mmdistkd.registry import MODELS
-from mmdistkd.utils.synthetic import task_of
+from mmdistkd.utils.tasks import task_of
 
 from conftest import REPO, run_tool
 

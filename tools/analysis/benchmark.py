@@ -75,7 +75,8 @@ from mmengine.registry import DefaultScope
 import mmdistkd  # noqa: F401  (registers mmdistkd's modules and mmdistkd:: config paths)
 from mmdistkd.models.algorithms.teacher_forward import TEACHER_FORWARDS
 from mmdistkd.registry import MODELS
-from mmdistkd.utils.synthetic import fit_preprocessor_to_size, synthetic_batch, task_of
+from mmdistkd.utils.synthetic import fit_preprocessor_to_size, synthetic_batch
+from mmdistkd.utils.tasks import task_of
 
 # The reference sizes (height, width) and batch sizes per task, used when not given.
 DEFAULT_INPUT_SIZE = dict(det=(800, 1333), seg=(512, 1024), cls=(224, 224))

@@ -31,7 +31,7 @@ from mmengine.runner import Runner, load_checkpoint
 
 import mmdistkd  # noqa: F401  (mmdistkd's losses in configs, safe checkpoint loading)
 from mmdistkd.utils.launch import load_config
-from mmdistkd.utils.synthetic import task_of
+from mmdistkd.utils.tasks import task_of
 
 STAT_NAMES = ('top1', 'secondary', 'entropy')
 

@@ -3,7 +3,8 @@
 Only the correlation of student and teacher predictions is matched: across classes for each sample
 (inter-class relation) and across samples for each class (intra-class relation). Variants for dense
 prediction (segmentation pixels, detection anchors, FPN levels) and a global-batch intra relation are
-options of ``DISTLoss``.
+options of ``DISTLoss``. The relations themselves are computed by ``relations.pearson_relations``,
+which walks the logits in chunks instead of keeping probability-sized intermediates for backward.
 """
 import torch
 import torch.distributed as dist
@@ -14,24 +15,10 @@ from mmdistkd.registry import MODELS
 from mmdistkd.utils.fp32 import fp32_forward
 
 from .kd import check_same_levels, check_same_shape
+from .relations import pearson_relations, probabilities
 
 MODES = ('softmax', 'sigmoid_anchor', 'sigmoid_flat')
-
-
-def pearson(a, b, eps=1e-8):
-    """Pearson correlation of matching rows of ``a`` and ``b`` (over the last axis), as in the authors'
-    code: ``<a', b'> / (|a'| |b'| + eps)`` with ``x' = x - mean(x)``. A constant row gives 0, not NaN."""
-    a = a - a.mean(-1, keepdim=True)
-    b = b - b.mean(-1, keepdim=True)
-    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1) + eps)
-
-
-def relation_loss(probs_S, probs_T):
-    """``1 - mean_i pearson(probs_S[i], probs_T[i])``; an empty input gives a zero that is still attached
-    to the inputs, so backward runs (it happens when every pixel is ignored)."""
-    if probs_S.numel() == 0:
-        return probs_S.sum() * 0
-    return 1 - pearson(probs_S, probs_T).mean()
+PROBABILITY_OF_MODE = {'softmax': 'softmax', 'sigmoid_anchor': 'sigmoid', 'sigmoid_flat': 'sigmoid'}
 
 
 def distributed_world_size():
@@ -81,7 +68,7 @@ class DISTLoss(nn.Module):
     - ``'sigmoid_flat'``: the authors' RetinaNet variant, ``sigmoid(logits / tau)`` on ``(N*H*W, A*C)``.
 
     ``tau_square=False`` drops the ``tau^2`` factor (the paper's pseudo-code). ``global_intra=True``
-    computes the intra term on the samples of all ranks (see ``intra_relation``); the inter term is
+    computes the intra term on the samples of all ranks (see ``global_intra_relation``); the inter term is
     always computed on the local samples.
 
     Config (in a distiller's ``distill_losses``)::
@@ -137,36 +124,36 @@ class DISTLoss(nn.Module):
         check_same_shape(logits_S, logits_T)
         if self.teacher_detach:
             logits_T = logits_T.detach()
-        probs_S = self.sample_probabilities(logits_S)
-        probs_T = self.sample_probabilities(logits_T)
-        valid = self.valid_samples(logits_S, data_samples, num_rows=probs_S.shape[0])
+        scores_S, scores_T = self.class_scores(logits_S), self.class_scores(logits_T)
+        valid = self.valid_pixels(logits_S, data_samples)
         if valid is not None:
-            probs_S, probs_T = probs_S[valid], probs_T[valid]
-        inter = relation_loss(probs_S, probs_T)
-        intra = self.intra_relation(probs_S, probs_T)
+            scores_S, scores_T = select_samples(scores_S, valid), select_samples(scores_T, valid)
+        probability = PROBABILITY_OF_MODE[self.mode]
+        inter, intra = pearson_relations(scores_S, scores_T, probability, self.tau)
+        world_size = distributed_world_size()
+        if self.global_intra and world_size > 1:
+            intra = self.global_intra_relation(scores_S, scores_T, probability, world_size)
         scale = self.loss_weight * (self.tau**2 if self.tau_square else 1)
         return scale * (self.inter_loss_weight * inter + self.intra_loss_weight * intra)
 
-    def sample_probabilities(self, logits):
-        """``(N, K, *spatial)`` logits -> ``(samples, classes)`` probabilities, rows ordered
-        ``(n, *spatial)``, and ``(n, *spatial, anchor)`` in ``'sigmoid_anchor'`` mode."""
+    def class_scores(self, logits):
+        """``(N, K, *spatial)`` logits as an ``(outer, classes, inner)`` view (no copy for contiguous
+        logits) whose ``(outer, inner)`` positions are the samples: ``(N, K, spatial)``, and
+        ``(N * anchors, num_classes, spatial)`` in ``'sigmoid_anchor'`` mode."""
         if logits.dim() < 2:
             raise ValueError(f'logits need a class axis (dim 1), got shape {tuple(logits.shape)}')
-        rows = logits.movedim(1, -1).reshape(-1, logits.shape[1])
-        if self.mode == 'softmax':
-            return (rows / self.tau).softmax(-1)
-        if self.mode == 'sigmoid_anchor':
-            if logits.shape[1] % self.num_classes:
-                raise ValueError(f'{logits.shape[1]} channels of logits {tuple(logits.shape)} are not '
-                                 f'anchors * num_classes (num_classes={self.num_classes})')
-            # Channel a*C + c -> row (position, a), column c.
-            rows = rows.reshape(-1, self.num_classes)
-        return (rows / self.tau).sigmoid()
+        num_images, channels = logits.shape[:2]
+        if self.mode != 'sigmoid_anchor':
+            return logits.reshape(num_images, channels, -1)
+        if channels % self.num_classes:
+            raise ValueError(f'{channels} channels of logits {tuple(logits.shape)} are not '
+                             f'anchors * num_classes (num_classes={self.num_classes})')
+        # Channel a*C + c of image n -> outer index n*A + a, class c.
+        return logits.reshape(num_images * (channels // self.num_classes), self.num_classes, -1)
 
-    def valid_samples(self, logits, data_samples, num_rows):
-        """Boolean mask over the ``num_rows`` sample rows, False where the pixel's label is
-        ``ignore_index``; ``None`` when nothing is to be excluded (option off, no data samples, or no
-        ``gt_sem_seg`` in them)."""
+    def valid_pixels(self, logits, data_samples):
+        """``(N, H*W)`` boolean mask, False where the pixel's label is ``ignore_index``; ``None`` when
+        nothing is to be excluded (option off, no data samples, or no ``gt_sem_seg`` in them)."""
         if not self.exclude_ignored or not data_samples or logits.dim() != 4:
             return None
         if not all(hasattr(sample, 'gt_sem_seg') for sample in data_samples):
@@ -177,12 +164,10 @@ class DISTLoss(nn.Module):
         labels = torch.stack([sample.gt_sem_seg.data for sample in data_samples]).to(logits.device)
         if labels.shape[-2:] != logits.shape[-2:]:
             labels = F.interpolate(labels.float(), size=logits.shape[-2:], mode='nearest')
-        valid = labels.reshape(-1) != self.ignore_index
-        # Every anchor at a pixel shares the pixel's label ('sigmoid_anchor' rows are (position, anchor)).
-        return valid.repeat_interleave(num_rows // valid.numel())
+        return labels.reshape(logits.shape[0], -1) != self.ignore_index
 
-    def intra_relation(self, probs_S, probs_T):
-        """Intra-class relation; with ``global_intra`` under torch.distributed, on all ranks' samples.
+    def global_intra_relation(self, scores_S, scores_T, probability, world_size):
+        """Intra-class relation on all ranks' samples (``global_intra`` under torch.distributed).
 
         Each rank then computes the same global value, but its gradient reaches only its own samples:
         ``d intra / d theta`` summed over ranks is the single-process gradient on the concatenated
@@ -191,9 +176,19 @@ class DISTLoss(nn.Module):
         single-process gradient on the concatenated batch, for any per-rank sample counts. (The local
         inter term averaged by DDP equals the single-process one when ranks hold equally many samples.)
         """
-        world_size = distributed_world_size()
-        if not (self.global_intra and world_size > 1):
-            return relation_loss(probs_S.T, probs_T.T)
-        all_probs_S, all_probs_T = gather_rows(probs_S, probs_T)
-        intra = relation_loss(all_probs_S.T, all_probs_T.T)
+        rows = [sample_rows(probabilities(scores, probability, self.tau)) for scores in (scores_S, scores_T)]
+        all_rows_S, all_rows_T = gather_rows(*rows)
+        _, intra = pearson_relations(all_rows_S[:, :, None], all_rows_T[:, :, None], probability=None)
         return intra + (world_size - 1) * (intra - intra.detach())
+
+
+def sample_rows(scores):
+    """``(outer, classes, inner)`` -> ``(samples, classes)``, a copy."""
+    return scores.movedim(1, -1).reshape(-1, scores.shape[1])
+
+
+def select_samples(scores, valid):
+    """The samples of ``(N * A, classes, H*W)`` scores where the ``(N, H*W)`` pixel mask ``valid`` is True
+    (every anchor of a pixel shares its label), as ``(selected, classes, 1)``."""
+    valid = valid.repeat_interleave(scores.shape[0] // valid.shape[0], dim=0)
+    return scores.movedim(1, -1)[valid][:, :, None]

@@ -18,9 +18,9 @@ import torch.nn as nn
 
 from mmdistkd.registry import MODELS
 from mmdistkd.utils.fp32 import fp32_forward
+from mmdistkd.utils.tasks import TASK_OF_PACKAGE, package_of
 
 # The package a base loss comes from says which caller it serves, hence how TSD reads the inputs.
-TASK_OF_PACKAGE = {'mmpretrain': 'cls', 'mmseg': 'seg', 'mmdet': 'det'}
 TASKS = ('cls', 'seg', 'det')
 
 
@@ -175,7 +175,7 @@ class TolerantLoss(nn.Module):
                 f'{self.use_sigmoid}: set use_sigmoid={self.use_sigmoid} in the TolerantLoss config dict '
                 'itself (mmdet heads read it from there to choose their number of class outputs)')
 
-        package = type(self.base_loss).__module__.split('.')[0]
+        package = package_of(self.base_loss)
         self.task = task or TASK_OF_PACKAGE.get(package)
         if self.task not in TASKS:
             raise ValueError(f'task must be one of {TASKS} (cannot infer it for {base_name} from '
