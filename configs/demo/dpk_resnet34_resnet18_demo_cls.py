@@ -24,4 +24,4 @@ model = dict(
                                  preds_T=dict(from_student=False, recorder='layer4')))))
 # The DPK modules at SGD lr 0.01 in a parameter group of their own (see
 # configs/dpk/dpk_resnet34_resnet18_8xb32_in1k.py).
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'distiller': dict(lr_mult=0.2)}))  # 0.2 x 0.05
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'distiller': dict(lr_mult=0.1)}))  # 0.1 x 0.1
