@@ -14,8 +14,9 @@ setting then trains one generation-1 student from that teacher with ``0.5 * CE +
 The demo configs' ResNets learn this data only after hundreds of iterations (too slow for a sweep on a
 shared CPU), so the model here is a small CNN (three 3x3 conv-BN-ReLU layers of 16/32/64 channels, global
 pooling, a linear classifier) on the images held in memory, with 4-pixel padded random crops (one offset per
-batch, padded with the mean colour; the demo configs themselves train without augmentation). Every run starts from the same initialisation and sees the same batches, so settings
-differ only by their loss; one seed, so accuracy differences of a few points (200 val images) are noise.
+batch, padded with the mean colour; the demo configs themselves train without augmentation). Every run
+starts from the same initialisation and sees the same batches, so settings differ only by their loss; one
+seed, so accuracy differences of a few points (200 val images) are noise.
 """
 import argparse
 import glob

@@ -191,4 +191,4 @@ def select_samples(scores, valid):
     """The samples of ``(N * A, classes, H*W)`` scores where the ``(N, H*W)`` pixel mask ``valid`` is True
     (every anchor of a pixel shares its label), as ``(selected, classes, 1)``."""
     valid = valid.repeat_interleave(scores.shape[0] // valid.shape[0], dim=0)
-    return scores.movedim(1, -1)[valid][:, :, None]
+    return sample_rows(scores)[valid.reshape(-1)][:, :, None]

@@ -51,6 +51,11 @@ def probabilities(scores, probability, tau):
     return scores
 
 
+def chunk_probabilities(scores_S, scores_T, chunk, probability, tau):
+    """The probabilities of student and teacher scores at the index tuple ``chunk``."""
+    return probabilities(scores_S[chunk], probability, tau), probabilities(scores_T[chunk], probability, tau)
+
+
 def probabilities_backward(grad_probs, probs, probability, tau):
     """The gradient with respect to the scores, from the one with respect to their probabilities."""
     if probability == 'softmax':
@@ -96,14 +101,11 @@ class PearsonRelations(torch.autograd.Function):
         outer, num_classes, inner = scores_S.shape
         chunks = sample_chunks(outer, num_classes, inner, chunk_numel)
 
-        def chunk_probabilities(chunk):
-            return probabilities(scores_S[chunk], probability, tau), probabilities(scores_T[chunk], probability, tau)
-
         # Pass 1: the inter relation, and the class means that the intra relation centres by.
         inter_sum = scores_S.new_zeros(())
         sum_S, sum_T = scores_S.new_zeros(num_classes), scores_S.new_zeros(num_classes)
         for chunk in chunks:
-            probs_S, probs_T = chunk_probabilities(chunk)
+            probs_S, probs_T = chunk_probabilities(scores_S, scores_T, chunk, probability, tau)
             _, _, dot, norm_S, norm_T = row_statistics(probs_S, probs_T)
             inter_sum += (dot / (norm_S * norm_T + eps)).sum()
             sum_S += probs_S.sum((0, 2))
@@ -114,7 +116,7 @@ class PearsonRelations(torch.autograd.Function):
         # Pass 2: the intra relation's per-class statistics.
         dot_c, square_S, square_T = (scores_S.new_zeros(num_classes, 1) for _ in range(3))
         for chunk in chunks:
-            probs_S, probs_T = chunk_probabilities(chunk)
+            probs_S, probs_T = chunk_probabilities(scores_S, scores_T, chunk, probability, tau)
             centred_S, centred_T = probs_S - mean_S, probs_T - mean_T
             dot_c += (centred_S * centred_T).sum((0, 2))[:, None]
             square_S += centred_S.square().sum((0, 2))[:, None]
@@ -138,8 +140,7 @@ class PearsonRelations(torch.autograd.Function):
         grad_S = torch.empty_like(scores_S) if want_S else None
         grad_T = torch.empty_like(scores_T) if want_T else None
         for chunk in chunks:
-            probs_S = probabilities(scores_S[chunk], probability, tau)
-            probs_T = probabilities(scores_T[chunk], probability, tau)
+            probs_S, probs_T = chunk_probabilities(scores_S, scores_T, chunk, probability, tau)
             row_S, row_T, dot, norm_S, norm_T = row_statistics(probs_S, probs_T)
             column_S, column_T = probs_S - mean_S, probs_T - mean_T
             if want_S:
