@@ -21,9 +21,13 @@ def read_requirements(name):
 
 
 def add_mim_extension():
-    """Ship configs/, tools/ and model-index.yml in ``mmdistkd/.mim`` of a wheel, so ``mmdistkd::`` config
-    paths resolve (as mmdet does). A source checkout links them at import instead."""
-    if not any(cmd in sys.argv for cmd in ('bdist_wheel', 'sdist', 'build')):
+    """Put configs/, tools/ and model-index.yml in ``mmdistkd/.mim`` so ``mmdistkd::`` config paths resolve (as
+    mmdet does): symlinks for a development install (``setup.py develop``), copies in a wheel or sdist."""
+    if 'develop' in sys.argv:
+        mode = 'symlink'
+    elif any(cmd in sys.argv for cmd in ('bdist_wheel', 'sdist', 'build')):
+        mode = 'copy'
+    else:
         return
     root = osp.dirname(osp.abspath(__file__))
     mim_dir = osp.join(root, 'mmdistkd', '.mim')
@@ -34,7 +38,10 @@ def add_mim_extension():
             os.remove(dst)
         elif osp.isdir(dst):
             shutil.rmtree(dst)
-        (shutil.copytree if osp.isdir(src) else shutil.copyfile)(src, dst)
+        if mode == 'symlink':
+            os.symlink(osp.relpath(src, mim_dir), dst)
+        else:
+            (shutil.copytree if osp.isdir(src) else shutil.copyfile)(src, dst)
 
 
 add_mim_extension()

@@ -1,8 +1,9 @@
 """Lets ``mmdistkd::path/to/config.py`` resolve like ``mmdet::`` paths, once mmdistkd is imported.
 
 mmengine resolves ``pkg::`` only for packages in ``MODULE2PACKAGE`` and reads ``<pkg>/.mim/configs`` (and
-``.mim/model-index.yml`` for ``get_config``). A wheel ships ``.mim`` (setup.py copies it); a source checkout
-gets symlinks to its ``configs/`` and ``tools/`` here.
+``.mim/model-index.yml`` for ``get_config``). The install puts ``.mim`` there (``setup.py``: symlinks for a
+development install, copies in a wheel). A source checkout used without installing (``PYTHONPATH=.``) has
+none: only then are the links made here, once, beside the sources.
 """
 import os
 import os.path as osp
@@ -23,5 +24,5 @@ def register_config_package():
             try:
                 os.makedirs(mim_dir, exist_ok=True)
                 os.symlink(osp.relpath(target, mim_dir), link)
-            except OSError:  # a read-only install: it ships .mim itself
+            except OSError:  # a read-only checkout: mmdistkd:: paths stay unresolvable, nothing else breaks
                 pass
