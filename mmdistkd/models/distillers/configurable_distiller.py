@@ -14,15 +14,23 @@ MMRazor's config keys::
 
 A mapping item takes ``from_student``, ``recorder``, ``record_idx`` (an int, a list of ints, or ``'all'``:
 a list with one tensor per call), ``data_idx`` and ``connector`` (the name of an entry of ``connectors``
-applied to the recorded value). A loss whose ``forward`` has a ``data_samples`` parameter also receives
-the batch's data samples (ground truth). A loss returns a tensor, logged and summed under its config name,
-or a dict whose ``'loss'`` entry is that and whose other entries are logged under their own keys.
+applied to the recorded value).
+
+Losses follow the contract of ``mmdistkd.models.losses.DistillLoss`` (docs/adding_a_loss.md): one with
+``takes_data_samples = True`` also receives the batch's data samples (ground truth); one with
+``compares_class_scores = True`` makes ``check_num_classes`` compare the recorded heads' ``num_classes``.
+A loss returns a tensor, logged and summed under its config name, or a dict whose ``'loss'`` entry is that
+and whose other entries are logged under their own keys (which must not contain ``'loss'``).
+
+A plain ``nn.Module`` loss (e.g. MMRazor's or another package's) works as a ``DistillLoss`` with both
+attributes False: it gets only its mapped arguments.
 """
 import inspect
 
 import torch
 from torch import nn
 
+from mmdistkd.models.losses.base import DistillLoss, check_loss_contract
 from mmdistkd.models.recorders import RecorderManager
 from mmdistkd.models.recorders.recorders import ModuleRecorder
 from mmdistkd.registry import MODELS
@@ -38,6 +46,19 @@ def forward_parameters(module):
                 if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params)
     return accepted, required, takes_kwargs
+
+
+def build_loss(loss_name, cfg):
+    """The loss of ``distill_losses[loss_name]``: a ``DistillLoss`` whose attributes match its ``forward``
+    (checked again here: an instance may override them), or a plain ``nn.Module``."""
+    loss = MODELS.build(cfg)
+    if isinstance(loss, DistillLoss):
+        check_loss_contract(loss)
+    elif not isinstance(loss, nn.Module):
+        raise TypeError(f'distill_losses[{loss_name!r}] built a {type(loss).__name__}, which is not a loss '
+                        'module: a distill loss must be a torch.nn.Module, best a subclass of '
+                        'mmdistkd.models.losses.DistillLoss')
+    return loss
 
 
 def describe(value):
@@ -69,14 +90,15 @@ class ConfigurableDistiller(nn.Module):
         self.teacher_recorders = RecorderManager(teacher_recorders)
         self.connectors = nn.ModuleDict({name: MODELS.build(cfg) for name, cfg in (connectors or {}).items()})
         self.distill_losses = nn.ModuleDict(
-            {name: MODELS.build(cfg) for name, cfg in (distill_losses or {}).items()})
+            {name: build_loss(name, cfg) for name, cfg in (distill_losses or {}).items()})
         self.loss_forward_mappings = dict(loss_forward_mappings or {})
-        self._check_mappings()
-        # Which losses also get the batch's data samples, decided once: inspect.signature in every step was
-        # most of the distiller's own Python time (about 2/3 of compute_distill_losses under cProfile).
+        # A plain nn.Module loss (not a DistillLoss) is in neither set.
+        distill_losses = {name: loss for name, loss in self.distill_losses.items() if isinstance(loss, DistillLoss)}
         self._losses_taking_data_samples = {
-            name for name, loss in self.distill_losses.items()
-            if 'data_samples' in forward_parameters(loss)[0] and 'data_samples' not in self.loss_forward_mappings[name]}
+            name for name, loss in distill_losses.items() if loss.takes_data_samples}
+        self._losses_comparing_class_scores = {
+            name for name, loss in distill_losses.items() if loss.compares_class_scores}
+        self._check_mappings()
 
     # ------------------------------------------------------------------ build-time checks
     def _check_mappings(self):
@@ -95,13 +117,30 @@ class ConfigurableDistiller(nn.Module):
                     raise ValueError(f'loss_forward_mappings[{loss_name!r}] maps {arg!r}, but {signature} '
                                      'takes no such argument')
                 self._check_item(loss_name, arg, item)
-            missing = required - set(mapping) - {'data_samples'}
+            self._check_data_samples(loss_name, loss, mapping, accepted)
+            given_by_distiller = {'data_samples'} if loss_name in self._losses_taking_data_samples else set()
+            missing = required - set(mapping) - given_by_distiller
             if missing:
                 raise ValueError(f'loss_forward_mappings[{loss_name!r}] does not map {sorted(missing)}, '
                                  f'required by {signature}')
 
+    def _check_data_samples(self, loss_name, loss, mapping, accepted):
+        """Data samples reach a loss from the distiller (``takes_data_samples``) or from a mapping, not both;
+        a plain module that names them without mapping them would silently never get them."""
+        where = f'distill loss {loss_name!r} ({type(loss).__name__})'
+        if loss_name in self._losses_taking_data_samples and 'data_samples' in mapping:
+            raise ValueError(f'{where} receives the batch\'s data samples from the distiller '
+                             f'(takes_data_samples=True): remove data_samples from '
+                             f'loss_forward_mappings[{loss_name!r}]')
+        if not isinstance(loss, DistillLoss) and 'data_samples' in accepted and 'data_samples' not in mapping:
+            raise TypeError(f'{where} has a data_samples parameter, but the distiller passes data samples only '
+                            'to subclasses of mmdistkd.models.losses.DistillLoss with takes_data_samples = True: '
+                            f'subclass it, or map data_samples in loss_forward_mappings[{loss_name!r}]')
+
     def _check_item(self, loss_name, arg, item):
         where = f'loss_forward_mappings[{loss_name!r}][{arg!r}]'
+        if not isinstance(item, dict):
+            raise ValueError(f'{where} must be a dict with from_student and recorder, got {item!r}')
         unknown = set(item) - MAPPING_KEYS
         if unknown:
             raise ValueError(f'{where} has unknown keys {sorted(unknown)}; allowed: {sorted(MAPPING_KEYS)}')
@@ -127,7 +166,7 @@ class ConfigurableDistiller(nn.Module):
         """A loss that compares class scores (``compares_class_scores = True``) needs the recorded student and
         teacher modules to predict the same classes."""
         for loss_name, mapping in self.loss_forward_mappings.items():
-            if not getattr(self.distill_losses[loss_name], 'compares_class_scores', False):
+            if loss_name not in self._losses_comparing_class_scores:
                 continue
             found = {}
             for item in mapping.values():
@@ -173,6 +212,11 @@ class ConfigurableDistiller(nn.Module):
                                   f'{inputs}: {error}') from error
             if isinstance(result, dict):
                 extra = {key: value for key, value in result.items() if key != 'loss'}
+                summed = [key for key in extra if 'loss' in key]
+                if summed:
+                    raise ValueError(f'distill loss {loss_name!r} returned the extra keys {summed}: mmengine '
+                                     "adds every key containing 'loss' to the optimised total; return the loss "
+                                     "under 'loss' and name logged extras without 'loss'")
                 clash = set(extra) & (set(losses) | set(self.distill_losses))
                 if clash:
                     raise ValueError(f'distill loss {loss_name!r} returned keys {sorted(clash)} that another '

@@ -54,7 +54,7 @@ def check_same_levels(preds_S, preds_T):
         raise ValueError(f'student has {len(preds_S)} levels of predictions and teacher has {len(preds_T)}')
 
 
-def forward_parameters(loss):
+def forward_parameter_names(loss):
     """The parameter names of ``loss.forward`` (a class or an instance), ``self`` excluded."""
     names = list(inspect.signature(loss.forward).parameters)
     return names[1:] if isinstance(loss, type) else names
@@ -68,7 +68,7 @@ def check_loss_contract(loss):
     for flag in ('takes_data_samples', 'compares_class_scores'):
         if not isinstance(getattr(loss, flag), bool):
             raise TypeError(f'{where}.{flag} must be True or False, got {getattr(loss, flag)!r}')
-    params = forward_parameters(loss)
+    params = forward_parameter_names(loss)
     if loss.takes_data_samples != ('data_samples' in params):
         fix = ('add a data_samples parameter to forward' if loss.takes_data_samples else
                'set takes_data_samples = True to receive the batch\'s data samples, or rename the parameter')
@@ -103,6 +103,7 @@ class DistillLoss(Fp32Loss):
     teacher_inputs = ()
     takes_data_samples = False
     compares_class_scores = False
+    _teacher_positions = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -8,13 +8,11 @@ which walks the logits in chunks instead of keeping probability-sized intermedia
 """
 import torch
 import torch.distributed as dist
-import torch.nn as nn
 import torch.nn.functional as F
 
 from mmdistkd.registry import MODELS
-from mmdistkd.utils.fp32 import fp32_forward
 
-from .kd import check_same_levels, check_same_shape
+from .base import DistillLoss, check_same_levels, check_same_shape
 from .relations import pearson_relations, probabilities
 
 MODES = ('softmax', 'sigmoid_anchor', 'sigmoid_flat')
@@ -47,7 +45,7 @@ def gather_rows(*local_rows):
 
 
 @MODELS.register_module()
-class DISTLoss(nn.Module):
+class DISTLoss(DistillLoss):
     """DIST: ``loss_weight * tau^2 * (inter_loss_weight * inter + intra_loss_weight * intra)`` with
     ``inter = 1 - mean_i pearson(Ys[i, :], Yt[i, :])`` and ``intra = 1 - mean_c pearson(Ys[:, c], Yt[:, c])``
     on the ``(samples, classes)`` probability matrices of student and teacher.
@@ -81,7 +79,8 @@ class DISTLoss(nn.Module):
         loss_dist_retina=dict(type='mmdistkd.DISTLoss', mode='sigmoid_anchor', num_classes=80)
     """
 
-    # The distiller checks at build that student and teacher heads predict the same classes.
+    teacher_inputs = ('logits_T',)
+    takes_data_samples = True
     compares_class_scores = True
 
     def __init__(self,
@@ -96,7 +95,7 @@ class DISTLoss(nn.Module):
                  exclude_ignored=True,
                  global_intra=False,
                  num_classes=None):
-        super().__init__()
+        super().__init__(teacher_detach)
         if mode not in MODES:
             raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
         if mode == 'sigmoid_anchor' and not (isinstance(num_classes, int) and num_classes > 0):
@@ -105,7 +104,6 @@ class DISTLoss(nn.Module):
         self.intra_loss_weight = intra_loss_weight
         self.tau = tau
         self.loss_weight = loss_weight
-        self.teacher_detach = teacher_detach
         self.tau_square = tau_square
         self.mode = mode
         self.ignore_index = ignore_index
@@ -113,7 +111,6 @@ class DISTLoss(nn.Module):
         self.global_intra = global_intra
         self.num_classes = num_classes
 
-    @fp32_forward
     def forward(self, logits_S, logits_T, data_samples=None):
         check_same_levels(logits_S, logits_T)
         if not isinstance(logits_S, (list, tuple)):
@@ -122,8 +119,6 @@ class DISTLoss(nn.Module):
 
     def level_loss(self, logits_S, logits_T, data_samples=None):
         check_same_shape(logits_S, logits_T)
-        if self.teacher_detach:
-            logits_T = logits_T.detach()
         scores_S, scores_T = self.class_scores(logits_S), self.class_scores(logits_T)
         valid = self.valid_pixels(logits_S, data_samples)
         if valid is not None:

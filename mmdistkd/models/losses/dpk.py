@@ -43,20 +43,22 @@ from mmengine.logging import print_log
 from torch import nn
 
 from mmdistkd.registry import MODELS
-from mmdistkd.utils.fp32 import fp32_forward
+
+from .base import DistillLoss
 from .cka import batch_unbiased_cka, token_linear_cka
 
 
 def sincos_pos_embed_2d(grid_h, grid_w, dims, device):
     """Fixed 2-D sin-cos position embedding as in MAE, ``(grid_h * grid_w, dims)`` in row-major token
-    order: the first half of the channels encodes the row, the second half the column."""
-    quarter = dims // 4
-    omega = 1.0 / 10000 ** (torch.arange(quarter, device=device, dtype=torch.float32) / quarter)
-    rows = torch.arange(grid_h, device=device, dtype=torch.float32).repeat_interleave(grid_w)
-    cols = torch.arange(grid_w, device=device, dtype=torch.float32).repeat(grid_h)
-    row_angles = rows[:, None] * omega
-    col_angles = cols[:, None] * omega
-    return torch.cat([row_angles.sin(), row_angles.cos(), col_angles.sin(), col_angles.cos()], dim=1)
+    order, channels ``[sin(row), cos(row), sin(col), cos(col)]`` (a quarter each).
+
+    mmpretrain's builder, given ``(h, w)``, lays tokens out column-major with the column quarters first
+    (its meshgrid runs over ``(w, h)``); given ``(grid_w, grid_h)`` it gives exactly the layout above, which
+    the token gathers and the fold back to ``(H, W)`` rely on."""
+    # Imported here: mmpretrain.models imports every mmpretrain model, which detection and segmentation
+    # runs do not otherwise need at import time.
+    from mmpretrain.models.utils import build_2d_sincos_position_embedding
+    return build_2d_sincos_position_embedding((grid_w, grid_h), dims)[0].to(device)
 
 
 class SelfAttention(nn.Module):
@@ -118,7 +120,7 @@ def _take_tokens(tokens, ids):
 
 
 @MODELS.register_module()
-class DPKLoss(nn.Module):
+class DPKLoss(DistillLoss):
     """DPK feature distillation for one stage (see the module docstring for the method and settings).
 
     Args:
@@ -142,8 +144,11 @@ class DPKLoss(nn.Module):
             works at 2 images per GPU) or ``'batch'`` (the authors' unbiased estimator over images;
             undefined below 4 images, where the ratio falls back to the middle of ``pi_range``).
 
-    ``forward(preds_S, preds_T)`` returns ``{'loss': ..., 'dpk_pi.<stage>': ...}``.
+    ``forward(preds_S, preds_T)`` returns ``{'loss': ..., 'dpk_pi.<stage>': ...}``. The teacher feature
+    is always detached: it is the generation target and the prior, never trained through this loss.
     """
+
+    teacher_inputs = ('preds_T',)
 
     _LOSSES = {'mse': F.mse_loss, 'l1': F.l1_loss}
     _CKA_ESTIMATORS = {'tokens': token_linear_cka, 'batch': batch_unbiased_cka}
@@ -274,9 +279,8 @@ class DPKLoss(nn.Module):
         generated = generated.permute(0, 3, 1, 4, 2, 5).reshape(batch, self.teacher_channels, grid_h * p, grid_w * p)
         return generated[:, :, :height, :width]
 
-    @fp32_forward
     def forward(self, preds_S, preds_T):
-        feat_t = preds_T.detach()
+        feat_t = preds_T
         batch, _, height, width = feat_t.shape
         feat_s = preds_S
         if feat_s.shape[-2:] != feat_t.shape[-2:]:

@@ -1,30 +1,15 @@
 """Classic logit distillation (Hinton et al., 2015): KL divergence between softened predictions."""
-import torch.nn as nn
 import torch.nn.functional as F
 
 from mmdistkd.registry import MODELS
-from mmdistkd.utils.fp32 import fp32_forward
+
+from .base import DistillLoss, check_same_levels, check_same_shape
 
 REDUCTIONS = ('none', 'batchmean', 'sum', 'mean')
 
 
-def check_same_shape(student, teacher):
-    """Raises ``ValueError`` naming both shapes when student and teacher predictions differ in shape."""
-    if student.shape != teacher.shape:
-        raise ValueError(f'student predictions of shape {tuple(student.shape)} and teacher predictions of '
-                         f'shape {tuple(teacher.shape)} differ')
-
-
-def check_same_levels(preds_S, preds_T):
-    """Both sides must be a tensor, or lists (e.g. FPN levels) of the same length."""
-    if isinstance(preds_S, (list, tuple)) != isinstance(preds_T, (list, tuple)):
-        raise ValueError('student and teacher predictions must both be tensors or both be lists')
-    if isinstance(preds_S, (list, tuple)) and len(preds_S) != len(preds_T):
-        raise ValueError(f'student has {len(preds_S)} levels of predictions and teacher has {len(preds_T)}')
-
-
 @MODELS.register_module()
-class KLDivergence(nn.Module):
+class KLDivergence(DistillLoss):
     """``loss_weight * tau^2 * KL(p_T || p_S)``, with ``p = softmax(logits / tau)`` over dim 1.
 
     MMRazor's ``KLDivergence`` (same arguments and semantics on ``(N, C)`` logits), extended to
@@ -49,20 +34,18 @@ class KLDivergence(nn.Module):
         loss_kd_retina=dict(type='mmdistkd.KLDivergence', tau=1, sigmoid=True, reduction='batchmean')
     """
 
-    # The distiller checks at build that student and teacher heads predict the same classes.
+    teacher_inputs = ('preds_T',)
     compares_class_scores = True
 
     def __init__(self, tau=1.0, reduction='batchmean', loss_weight=1.0, teacher_detach=True, sigmoid=False):
-        super().__init__()
+        super().__init__(teacher_detach)
         if reduction not in REDUCTIONS:
             raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
         self.tau = tau
         self.reduction = reduction
         self.loss_weight = loss_weight
-        self.teacher_detach = teacher_detach
         self.sigmoid = sigmoid
 
-    @fp32_forward
     def forward(self, preds_S, preds_T):
         check_same_levels(preds_S, preds_T)
         if not isinstance(preds_S, (list, tuple)):
@@ -75,8 +58,6 @@ class KLDivergence(nn.Module):
         check_same_shape(preds_S, preds_T)
         if preds_S.dim() < 2:
             raise ValueError(f'predictions need a channel axis (dim 1), got shape {tuple(preds_S.shape)}')
-        if self.teacher_detach:
-            preds_T = preds_T.detach()
         kl = self.elementwise_kl(preds_S / self.tau, preds_T / self.tau)
         return self.loss_weight * self.tau**2 * self.reduce(kl)
 

@@ -12,13 +12,18 @@ it keeps some probability on a few secondary classes, which is what the later ge
 ``TopScoreDifferenceLoss`` is the bare term (softmax over logits, (N, C) or dense (N, C, H, W)).
 ``TolerantLoss`` wraps a head's own loss config so that a plain mmpretrain / mmdet / mmseg config trains
 a tolerant teacher by replacing one loss dict; see its docstring for a config per task.
+
+Both are task losses that a head calls (``pred, target, weight, avg_factor``), not distillation losses:
+they have no teacher input to detach, take no data samples from the distiller and compare no student and
+teacher scores, so they are ``Fp32Loss`` (the fp32 part of the loss contract), not ``DistillLoss``.
 """
 import torch
 import torch.nn as nn
 
 from mmdistkd.registry import MODELS
-from mmdistkd.utils.fp32 import fp32_forward
 from mmdistkd.utils.tasks import TASK_OF_PACKAGE, package_of
+
+from .base import Fp32Loss
 
 # The package a base loss comes from says which caller it serves, hence how TSD reads the inputs.
 TASKS = ('cls', 'seg', 'det')
@@ -33,27 +38,29 @@ def top_score_difference(probs, k):
 
 
 def reduce_per_sample(values, valid=None, weight=None, avg_factor=None, reduction='mean'):
-    """Reduces per-sample ``values`` over the samples where ``valid`` holds, each scaled by ``weight``.
+    """Reduces per-sample ``values`` over the samples where ``valid`` holds, each scaled by ``weight``, with
+    mmdet's ``weight_reduce_loss`` (the reduction mmdet's own losses use).
 
     ``'mean'`` divides the sum by ``avg_factor`` when given (the caller's normaliser, as mmdet and
-    mmpretrain losses do), else by the number of valid samples; no valid sample gives 0, never NaN.
-    ``'none'`` returns the per-sample values with invalid samples zeroed.
+    mmpretrain losses do), else by the number of valid samples; no valid sample gives 0, never NaN
+    (mmdet's helper adds eps to ``avg_factor``, which is why it serves and mmpretrain's does not).
+    ``'none'`` returns the per-sample values with invalid samples zeroed. ``'sum'`` with an ``avg_factor``
+    is an error, as in mmdet.
     """
-    if weight is not None:
-        values = values * weight.reshape(values.shape).to(values.dtype)
+    # Imported here: mmdet.models imports every mmdet model, which classification runs do not need.
+    from mmdet.models.losses.utils import weight_reduce_loss
+
+    if reduction not in ('none', 'sum', 'mean'):
+        raise ValueError(f"reduction must be 'none', 'sum' or 'mean', got {reduction!r}")
     if valid is not None:
         # where, not multiply: a masked-out sample must not pass a NaN or inf on
         values = torch.where(valid.reshape(values.shape), values, values.new_zeros(()))
-    if reduction == 'none':
-        return values
-    if reduction == 'sum':
-        return values.sum()
-    if reduction != 'mean':
-        raise ValueError(f"reduction must be 'none', 'sum' or 'mean', got {reduction!r}")
-    if avg_factor is not None:
-        return values.sum() / (avg_factor + torch.finfo(torch.float32).eps)  # as mmdet's weight_reduce_loss
-    count = valid.sum().clamp(min=1) if valid is not None else max(values.numel(), 1)
-    return values.sum() / count
+    if weight is not None:
+        weight = weight.reshape(values.shape).to(values.dtype)
+    if reduction == 'mean' and avg_factor is None:
+        # The mean over valid samples; at least 1, so that no sample (or no valid one) gives 0.
+        avg_factor = valid.sum().clamp(min=1) if valid is not None else max(values.numel(), 1)
+    return weight_reduce_loss(values, weight, reduction, avg_factor)
 
 
 def classes_last(scores):
@@ -62,7 +69,7 @@ def classes_last(scores):
 
 
 @MODELS.register_module()
-class TopScoreDifferenceLoss(nn.Module):
+class TopScoreDifferenceLoss(Fp32Loss):
     """``loss_weight * mean TSD`` over the softmax of ``logits`` (N, C) or (N, C, H, W) (each pixel a sample).
 
     Args:
@@ -75,7 +82,6 @@ class TopScoreDifferenceLoss(nn.Module):
         self.k = k
         self.loss_weight = loss_weight
 
-    @fp32_forward
     def forward(self, logits, weight=None, valid_mask=None, avg_factor=None, reduction_override=None):
         """``weight`` and ``valid_mask`` have the sample shape ((N,) or (N, H, W)); see
         :func:`reduce_per_sample` for ``avg_factor`` and ``reduction_override``."""
@@ -85,7 +91,7 @@ class TopScoreDifferenceLoss(nn.Module):
 
 
 @MODELS.register_module()
-class TolerantLoss(nn.Module):
+class TolerantLoss(Fp32Loss):
     """``eta * base_loss + (1 - eta) * loss_weight * TSD``: a drop-in for a head's classification loss.
 
     Both parts are normalised alike (the caller's ``avg_factor`` when it passes one), so each counted
@@ -194,7 +200,6 @@ class TolerantLoss(nn.Module):
         """mmseg's decode heads log each ``loss_decode`` entry under this key."""
         return self._loss_name
 
-    @fp32_forward
     def forward(self, pred, target, weight=None, avg_factor=None, reduction_override=None, **kwargs):
         """Same call as the wrapped loss; extra keyword arguments go to it unchanged."""
         base = self.base_loss(pred, target, weight=weight, avg_factor=avg_factor,

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from mmdistkd.models.losses.cka import batch_unbiased_cka, token_linear_cka
-from mmdistkd.models.losses.dpk import DPKLoss
+from mmdistkd.models.losses.dpk import DPKLoss, sincos_pos_embed_2d
 from mmdistkd.registry import MODELS
 
 LIGHT = dict(embed_dims=16, encoder_depth=1, decoder_depth=1, num_heads=2, mlp_ratio=2)
@@ -157,6 +157,20 @@ def test_full_teacher_prior_through_identity_path_reproduces_teacher():
     torch.testing.assert_close(generated, feat_t, atol=1e-5, rtol=0)
 
 
+def test_position_embedding_is_row_major_with_row_quarters_first():
+    """Float64 reference: token ``r * W + c`` holds ``[sin(r w), cos(r w), sin(c w), cos(c w)]`` with
+    ``w_i = 10000^(-i / (D / 4))``, the order the token gathers and the fold back to ``(H, W)`` use."""
+    grid_h, grid_w, dims = 3, 5, 8
+    omega = 10000.0**(-torch.arange(dims // 4, dtype=torch.float64) / (dims // 4))
+    expected = torch.stack([
+        torch.cat([(r * omega).sin(), (r * omega).cos(), (c * omega).sin(), (c * omega).cos()])
+        for r in range(grid_h) for c in range(grid_w)
+    ])
+    embed = sincos_pos_embed_2d(grid_h, grid_w, dims, 'cpu')
+    assert embed.dtype == torch.float32
+    torch.testing.assert_close(embed.double(), expected, atol=1e-6, rtol=0)
+
+
 def test_generate_rejects_uneven_masks():
     dpk = DPKLoss(8, 8, **LIGHT)
     mask = torch.zeros(2, 16, dtype=torch.bool)
@@ -178,8 +192,8 @@ def test_every_parameter_gets_a_finite_gradient(patch_size, size_s, size_t):
 
 def test_output_keys_and_built_from_registry():
     # Prefixed, as in configs: a default scope left by another package must not hide it.
-    dpk = MODELS.build(dict(type='mmdistkd.DPKLoss', student_channels=8, teacher_channels=8, stage='p4', loss_weight=0.5,
-                            **LIGHT))
+    dpk = MODELS.build(dict(type='mmdistkd.DPKLoss', student_channels=8, teacher_channels=8, stage='p4',
+                            loss_weight=0.5, **LIGHT))
     out = dpk(torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4))
     assert set(out) == {'loss', 'dpk_pi.p4'}
     assert out['loss'].dim() == 0 and out['dpk_pi.p4'].dim() == 0

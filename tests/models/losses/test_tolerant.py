@@ -60,6 +60,21 @@ def test_tsd_no_valid_sample_is_zero_and_k_is_checked():
         TopScoreDifferenceLoss(k=6)(logits)
 
 
+def test_tsd_reduction_has_mmdet_avg_factor_semantics():
+    """'mean' divides the weighted sum by avg_factor (0 with no valid sample gives 0), 'sum' ignores the
+    sample count and refuses an avg_factor, as mmdet's weight_reduce_loss does."""
+    torch.manual_seed(7)
+    logits, weight = torch.randn(5, 4), torch.rand(5)
+    weighted = reference_tsd_per_row(logits.softmax(-1), 3) * weight.double()
+    loss = TopScoreDifferenceLoss()
+    assert torch.allclose(loss(logits, weight=weight, avg_factor=2.5).double(), weighted.sum() / 2.5, atol=1e-6)
+    assert torch.allclose(loss(logits, weight=weight, reduction_override='sum').double(), weighted.sum(),
+                          atol=1e-6)
+    assert loss(logits, valid_mask=torch.zeros(5, dtype=torch.bool), avg_factor=0).item() == 0
+    with pytest.raises(ValueError, match='avg_factor can not be used with reduction="sum"'):
+        loss(logits, avg_factor=2.0, reduction_override='sum')
+
+
 def test_tsd_gradient_step_lowers_top1_and_raises_secondary_probs():
     torch.manual_seed(1)
     k = 3
