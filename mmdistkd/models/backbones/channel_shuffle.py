@@ -1,0 +1,8 @@
+"""ShuffleNet's channel shuffle."""
+
+
+def channel_shuffle(x, groups):
+    """``(N, C, H, W)``: interleaves the channels of ``groups`` equal groups (channel ``g * C/groups + i``
+    moves to ``i * groups + g``), so that the next grouped conv sees channels of every group."""
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
