@@ -6,7 +6,7 @@ from torch import nn
 
 import mmdistkd  # noqa: F401
 from mmdistkd.models.distillers import ConfigurableDistiller
-from mmdistkd.models.losses import DistillLoss
+from mmdistkd.models.losses import DISTLoss, DistillLoss
 
 
 class Head(nn.Module):
@@ -204,6 +204,41 @@ def test_num_classes_of_compared_heads_must_agree():
     distill.check_num_classes(student, Net(num_classes=3))
     # A loss that does not compare class scores may distil heads of different widths.
     distiller().check_num_classes(student, teacher)
+
+
+def retina_head(num_classes):
+    from mmdet.models.dense_heads import RetinaHead
+    return RetinaHead(num_classes=num_classes, in_channels=8, feat_channels=8, stacked_convs=1,
+                      anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4, scales_per_octave=1,
+                                            ratios=[0.5, 1.0], strides=[8, 16, 32]))
+
+
+def test_dist_on_every_fpn_level_of_a_real_retina_head():
+    """mmdet's RetinaHead runs retina_cls once per level: record_idx='all' hands DIST the 3 levels, in order,
+    and the head's num_classes (on the recorded module's ancestor) is what check_num_classes compares."""
+    torch.manual_seed(0)
+    student, teacher = retina_head(3), retina_head(3)
+    logits = dict(type='mmdistkd.ModuleOutputs', source='retina_cls')
+    distill = ConfigurableDistiller(
+        student_recorders=dict(cls=logits), teacher_recorders=dict(cls=logits),
+        distill_losses=dict(loss_dist=dict(type='mmdistkd.DISTLoss', mode='sigmoid_anchor', num_classes=3)),
+        loss_forward_mappings=dict(loss_dist=dict(logits_S=item(True, 'cls', record_idx='all'),
+                                                  logits_T=item(False, 'cls', record_idx='all'))))
+    distill.prepare_from_student(student)
+    distill.prepare_from_teacher(teacher)
+    distill.check_num_classes(student, teacher)
+    feats = tuple(torch.randn(2, 8, size, size) for size in (8, 4, 2))
+    with distill.student_recorders:
+        cls_S, _ = student(feats)
+    with distill.teacher_recorders:
+        cls_T, _ = teacher(feats)
+    losses = distill.compute_distill_losses([object(), object()])
+    expected = DISTLoss(mode='sigmoid_anchor', num_classes=3)(cls_S, cls_T)
+    torch.testing.assert_close(losses['loss_dist'], expected)
+
+    with pytest.raises(ValueError, match='the student RetinaHead has num_classes=3 and the teacher RetinaHead '
+                                         'has num_classes=4'):
+        distill.check_num_classes(student, retina_head(4))
 
 
 @pytest.mark.parametrize('kwargs, error, message', [

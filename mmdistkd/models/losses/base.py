@@ -75,6 +75,9 @@ def check_loss_contract(loss):
         raise TypeError(f'{where}.takes_data_samples is {loss.takes_data_samples} but its forward'
                         f'{inspect.signature(loss.forward)} {"lacks" if loss.takes_data_samples else "has"} '
                         f'a data_samples parameter: {fix}')
+    if loss.teacher_inputs != cls.teacher_inputs:
+        raise TypeError(f'{where}.teacher_inputs is changed on the instance; declare it on the class, whose '
+                        'value the call reads')
     if isinstance(loss.teacher_inputs, str):
         raise TypeError(f'{where}.teacher_inputs must be a tuple of argument names, got the string '
                         f'{loss.teacher_inputs!r}')

@@ -79,6 +79,10 @@ def test_instance_attributes_are_checked_too():
     loss.takes_data_samples = True
     with pytest.raises(TypeError, match='Difference.takes_data_samples is True'):
         check_loss_contract(loss)
+    loss = Difference()
+    loss.teacher_inputs = ('preds_S', )
+    with pytest.raises(TypeError, match='teacher_inputs is changed on the instance; declare it on the class'):
+        check_loss_contract(loss)
 
 
 def test_shape_and_level_checks_name_what_differs():
