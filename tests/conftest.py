@@ -23,6 +23,8 @@ def run_tool(args, timeout=600, env=None):
 @pytest.fixture(scope='session')
 def demo_data():
     """The bundled demo datasets under data/demo (generated once; deterministic)."""
-    if not all(osp.isdir(osp.join(DEMO_DATA, task)) for task in ('det', 'seg', 'cls')):
-        run_tool(['tools/make_demo_data.py', '--out', DEMO_DATA])
+    from mmdistkd.analysis.demo_data import MAKERS, generate_demo_data  # imports mmdistkd: only when needed
+    missing = [task for task in MAKERS if not osp.isdir(osp.join(DEMO_DATA, task))]
+    if missing:
+        generate_demo_data(DEMO_DATA, missing)
     return DEMO_DATA

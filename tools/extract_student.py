@@ -14,7 +14,10 @@ def main():
     parser.add_argument('out', help='output path of the plain student checkpoint')
     args = parser.parse_args()
     checkpoint = CheckpointLoader.load_checkpoint(args.checkpoint, map_location='cpu')
-    student = student_checkpoint(checkpoint['state_dict'], checkpoint.get('meta'))
+    try:
+        student = student_checkpoint(checkpoint.get('state_dict', checkpoint), checkpoint.get('meta'))
+    except ValueError as error:
+        raise SystemExit(f'extract_student: {args.checkpoint}: {error}') from None
     save_checkpoint(student, args.out)
     print(f'Student ({len(student["state_dict"])} tensors) written to {args.out}')
 

@@ -10,7 +10,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdistkd  # noqa: F401
-from mmdistkd.utils.launch import is_distill_config, load_config, setup_cpu_distributed
+from mmdistkd.analysis.configs import is_distill_config
+from mmdistkd.utils.launch import load_config, setup_cpu_distributed
 
 
 def parse_args():

@@ -39,7 +39,3 @@ def setup_cpu_distributed(cfg):
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     os.environ.setdefault('LOCAL_RANK', '0')
-
-
-def is_distill_config(cfg):
-    return isinstance(cfg.get('model'), dict) and 'teacher' in cfg.model and 'architecture' in cfg.model

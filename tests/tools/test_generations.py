@@ -4,16 +4,13 @@ import csv
 import glob
 import json
 import os.path as osp
-import sys
 
 import pytest
 
 from conftest import REPO, run_tool
-
-sys.path.insert(0, osp.join(REPO, 'tools'))
-from generations import Generations, parse_options, strict_overrides  # noqa: E402
-
-from mmdistkd.utils.launch import load_config  # noqa: E402
+from mmdistkd.analysis.generations import Generations, parse_options, strict_overrides
+from mmdistkd.analysis.stages import StageError
+from mmdistkd.utils.launch import load_config
 
 TEACHER = 'configs/demo/tolerant_resnet34_demo_cls_teacher.py'
 STUDENT = 'configs/demo/gen_resnet34_demo_cls.py'
@@ -28,12 +25,13 @@ def test_two_generations_end_to_end_then_resume_skips_them(demo_data, tmp_path, 
     command = ['tools/generations.py', TEACHER, STUDENT, '--generations', '2', '--work-dir', str(work_dir)] + FAST
     run_tool(command)
 
-    records = [json.loads((work_dir / f'gen{g}' / 'generation.json').read_text()) for g in range(3)]
+    records = [json.loads((work_dir / f'gen{g}' / 'stage.json').read_text()) for g in range(3)]
     assert records[0]['checkpoint'] == str(work_dir / 'gen0' / 'iter_2.pth')  # the teacher's last checkpoint
+    # generation 1 learns from the teacher's checkpoint, generation 2 from generation 1's exported student
+    handed_on = [records[0]['checkpoint'], str(work_dir / 'gen1' / 'student_final.pth')]
     for generation in (1, 2):
         record, previous = records[generation], records[generation - 1]
-        assert record['teacher_checkpoint'] == previous['checkpoint']
-        assert record['checkpoint'] == str(work_dir / f'gen{generation}' / 'student_final.pth')
+        assert record['options'][-1] == f'model.teacher_ckpt={handed_on[generation - 1]}'
         # the teacher this generation evaluated is the previous generation's model
         assert record['teacher_metrics'] == previous['metrics']
 
@@ -49,12 +47,13 @@ def test_two_generations_end_to_end_then_resume_skips_them(demo_data, tmp_path, 
     runs_before = sorted(glob.glob(str(work_dir / 'gen*' / '2*')))  # one timestamped folder per training run
     chain = Generations(osp.join(REPO, TEACHER), osp.join(REPO, STUDENT), work_dir, cfg_options=FAST[1:])
     assert chain.run(2) == records
-    assert capsys.readouterr().out.count(': done (') == 3
+    assert capsys.readouterr().out.count('(done before: ') == 3
     assert sorted(glob.glob(str(work_dir / 'gen*' / '2*'))) == runs_before, 'nothing was trained again'
 
     # the finished teacher was tolerant: a strict chain in this work dir is refused, not mixed in
-    with pytest.raises(SystemExit, match='strict=False'):
-        Generations(osp.join(REPO, TEACHER), osp.join(REPO, STUDENT), work_dir, strict=True).run(2)
+    with pytest.raises(StageError, match=r'gen0/stage.json is a finished run .* asked now: .*eta=1\.0'):
+        Generations(osp.join(REPO, TEACHER), osp.join(REPO, STUDENT), work_dir, strict=True,
+                    cfg_options=FAST[1:]).run(2)
 
 
 def test_strict_walks_every_tolerant_loss_of_a_config():

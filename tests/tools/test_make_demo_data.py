@@ -1,28 +1,26 @@
 """tools/make_demo_data.py writes data that the real OpenMMLab datasets load."""
-import os.path as osp
 import subprocess
 import sys
 
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SCRIPT = osp.join(REPO, 'tools', 'make_demo_data.py')
-sys.path.insert(0, osp.join(REPO, 'tools'))
-from make_demo_data import CLS_CLASSES, DET_CLASSES, SMALL_SIZES  # noqa: E402
+from conftest import REPO
+from mmdistkd.analysis.demo_data import CLS_CLASSES, DET_CLASSES, SMALL_SIZES, generate_demo_data
+
+SCRIPT = 'tools/make_demo_data.py'
 
 
 @pytest.fixture(scope='module')
 def demo_root(tmp_path_factory):
     out = tmp_path_factory.mktemp('demo')
-    result = subprocess.run([sys.executable, SCRIPT, '--out', str(out), '--small'],
+    result = subprocess.run([sys.executable, SCRIPT, '--out', str(out), '--small'], cwd=REPO,
                             capture_output=True, text=True, check=True)
     assert 'det/train' in result.stdout and 'seg/val' in result.stdout and 'cls/train' in result.stdout
     return out
 
 
 def test_deterministic(demo_root, tmp_path):
-    subprocess.run([sys.executable, SCRIPT, '--out', str(tmp_path), '--small', '--tasks', 'det'],
-                   capture_output=True, check=True)
+    generate_demo_data(str(tmp_path), ['det'], small=True)  # one task alone: the same images
     for name in ('annotations/instances_train.json', 'train/000001.png'):
         assert (tmp_path / 'det' / name).read_bytes() == (demo_root / 'det' / name).read_bytes()
 

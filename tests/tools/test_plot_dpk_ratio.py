@@ -1,17 +1,13 @@
-"""tools/analysis/plot_dpk_ratio.py on hand-written mmengine scalars.json files (a real run's file is plotted in
-tests/configs/test_dpk_configs.py)."""
-import importlib.util
+"""tools/analysis/plot_dpk_ratio.py and the DPK ratio reader (mmdistkd.analysis.run_logs) on hand-written
+mmengine scalars.json files (a real run's file is plotted in tests/configs/test_dpk_configs.py)."""
 import json
-import os.path as osp
 
 import pytest
 
-from conftest import REPO, run_tool
+from conftest import run_tool
+from mmdistkd.analysis.run_logs import load_dpk_ratios
 
-TOOL = osp.join(REPO, 'tools', 'analysis', 'plot_dpk_ratio.py')
-spec = importlib.util.spec_from_file_location('plot_dpk_ratio', TOOL)
-plot_dpk_ratio = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(plot_dpk_ratio)
+TOOL = 'tools/analysis/plot_dpk_ratio.py'
 
 
 def write_run(work_dir, timestamp, records):
@@ -33,7 +29,7 @@ def test_reads_pi_per_stage_from_the_newest_run(tmp_path):
         train_record(2, layer3=0.4, layer4=0.55),
         {'accuracy/top1': 12.5, 'step': 2},  # a validation record
     ])
-    assert plot_dpk_ratio.load_dpk_ratios(str(tmp_path)) == {
+    assert load_dpk_ratios(str(tmp_path)) == {
         'layer3': [(1, 0.5), (2, 0.4)],
         'layer4': [(1, 0.6), (2, 0.55)],
     }
@@ -49,9 +45,9 @@ def test_cli_writes_a_png(tmp_path):
 def test_a_run_without_dpk_is_a_clear_error(tmp_path):
     write_run(tmp_path, '20240102_000000', [dict(lr=0.01, loss=1.0, step=1)])
     with pytest.raises(ValueError, match=r'no dpk_pi\.<stage> scalars .*keys found: loss, lr, step\): was it a DPK'):
-        plot_dpk_ratio.load_dpk_ratios(str(tmp_path))
+        load_dpk_ratios(str(tmp_path))
 
 
 def test_a_folder_without_runs_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match='vis_data/scalars.json'):
-        plot_dpk_ratio.load_dpk_ratios(str(tmp_path))
+        load_dpk_ratios(str(tmp_path))

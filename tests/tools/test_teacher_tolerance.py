@@ -2,19 +2,15 @@
 detection head's anchor selection, and the whole path from a config and checkpoint on the demo data."""
 import math
 import os.path as osp
-import sys
 from types import SimpleNamespace
 
 import pytest
 import torch
 from mmengine.registry import DefaultScope
 
-from conftest import REPO
-
-sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
-from teacher_tolerance import analyse, build_model, dense_head_scores, format_table, tolerance_stats  # noqa: E402
-
-from mmdistkd.utils.launch import load_config  # noqa: E402
+from conftest import REPO, run_tool
+from mmdistkd.analysis.tolerance import analyse, build_model, dense_head_scores, tolerance_stats, tolerance_table
+from mmdistkd.utils.launch import load_config
 
 
 def reference_stats(scores, k):
@@ -93,4 +89,10 @@ def test_analyse_a_demo_checkpoint_matches_its_softmax_outputs(demo_data, tmp_pa
     expected = torch.tensor([reference_stats(row.tolist(), 3) for row in probs.double()]).mean(dim=0)
     got = results[checkpoint]
     assert [got['top1'], got['secondary'], got['entropy']] == pytest.approx(expected.tolist(), abs=1e-5)
-    assert checkpoint in format_table(results, 3)
+    assert f'| {checkpoint} | 16 | {got["top1"]:.4f} | {got["secondary"]:.4f} | {got["entropy"]:.4f} |' in \
+        tolerance_table(results, 3)
+
+    # the command prints the same row
+    result = run_tool(['tools/analysis/teacher_tolerance.py', config, checkpoint, '--max-batches', '2', '--cfg-options',
+                       'val_dataloader.num_workers=0', 'val_dataloader.batch_size=8'])
+    assert tolerance_table(results, 3).splitlines()[-1] in result.stdout

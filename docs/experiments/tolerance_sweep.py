@@ -2,14 +2,14 @@
 demo classification data (``tools/make_demo_data.py``), in one process on CPU (about a minute of CPU time
 per trained model)::
 
-    python tools/analysis/tolerance_sweep.py --settings 1.0:3 0.9:3 0.7:3 0.6:3 0.5:3 0.7:2 0.7:5 \
+    python docs/experiments/tolerance_sweep.py --settings 1.0:3 0.9:3 0.7:3 0.6:3 0.5:3 0.7:2 0.7:5 \
         --students 1.0:3 0.9:3 0.7:3 0.5:3
 
 Each ``eta:k`` setting trains a teacher with ``TolerantLoss(CrossEntropyLoss, eta, k)`` (``eta = 1`` is the
-strict teacher) and reports its val accuracy and the statistics of ``teacher_tolerance.py`` over the val
-images (mean top-1 probability, secondary mass over ranks 2..``--stats-k``, entropy). Each ``--students``
-setting then trains one generation-1 student from that teacher with ``0.5 * CE + 0.5 * KL`` (temperature 1,
-``KLDivergence``), the generation-students' loss.
+strict teacher) and reports its val accuracy and the statistics of ``tools/analysis/teacher_tolerance.py``
+over the val images (mean top-1 probability, secondary mass over ranks 2..``--stats-k``, entropy). Each
+``--students`` setting then trains one generation-1 student from that teacher with ``0.5 * CE + 0.5 * KL``
+(temperature 1, ``KLDivergence``), the generation-students' loss.
 
 The demo configs' ResNets learn this data only after hundreds of iterations (too slow for a sweep on a
 shared CPU), so the model here is a small CNN (three 3x3 conv-BN-ReLU layers of 16/32/64 channels, global
@@ -29,9 +29,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import DefaultScope
-from teacher_tolerance import ToleranceMeter
 
 import mmdistkd  # noqa: F401  (registers the losses)
+from mmdistkd.analysis.tolerance import ToleranceMeter
 from mmdistkd.models.losses.kd import KLDivergence
 from mmdistkd.models.losses.tolerant import TolerantLoss
 

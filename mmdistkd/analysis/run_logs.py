@@ -7,6 +7,8 @@ import os.path as osp
 LOOP_KEYS = ('step', 'time', 'data_time', 'epoch', 'iter')
 # SingleTeacherDistillValLoop logs the teacher's metrics under this prefix.
 TEACHER_PREFIX = 'teacher.'
+# DPKLoss logs its prior ratio of a stage as ``dpk_pi.<stage>``.
+DPK_RATIO_PREFIX = 'dpk_pi.'
 
 
 def scalar_files(work_dir):
@@ -58,3 +60,27 @@ def last_checkpoint(work_dir):
     with open(pointer) as file:
         checkpoint = file.read().strip()
     return checkpoint if osp.isabs(checkpoint) else osp.abspath(checkpoint)
+
+
+def dpk_ratios(records):
+    """``{stage: [(step, pi), ...]}`` from the records of an mmengine ``scalars.json``, in file order; ``{}``
+    if no record holds a ratio."""
+    ratios = {}
+    for record in records:
+        step = record.get('step', record.get('iter'))
+        for key, value in record.items():
+            if key.startswith(DPK_RATIO_PREFIX):
+                ratios.setdefault(key[len(DPK_RATIO_PREFIX):], []).append((step, value))
+    return ratios
+
+
+def load_dpk_ratios(work_dir):
+    """``{stage: [(step, pi), ...]}`` of the newest run in ``work_dir``; raises ``FileNotFoundError`` if it
+    holds no run and ``ValueError`` if the run logged no ratio."""
+    records = scalar_records(work_dir)
+    ratios = dpk_ratios(records)
+    if not ratios:
+        keys = sorted({key for record in records for key in record})
+        raise ValueError(f'the newest run in {work_dir} logged no {DPK_RATIO_PREFIX}<stage> scalars (keys found: '
+                         f'{", ".join(keys) or "none"}): was it a DPK run?')
+    return ratios

@@ -58,3 +58,10 @@ def fit_preprocessor_to_size(preprocessor, height, width):
     make it pad to a reduced input size instead."""
     if getattr(preprocessor, 'size', None):
         preprocessor.size = (height, width)
+
+
+def num_classes_of(model):
+    """Classes of a detector's, segmentor's or classifier's head (for the synthetic ground truth)."""
+    head = getattr(model, 'bbox_head', None) or getattr(model, 'decode_head', None) or \
+        getattr(getattr(model, 'roi_head', None), 'bbox_head', None) or model.head
+    return head.num_classes
