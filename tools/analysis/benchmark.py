@@ -74,8 +74,10 @@ from mmengine.registry import DefaultScope
 
 import mmdistkd  # noqa: F401  (registers mmdistkd's modules and mmdistkd:: config paths)
 from mmdistkd.models.algorithms.teacher_forward import TEACHER_FORWARDS
+from mmdistkd.analysis.configs import is_distill_config
+from mmdistkd.analysis.synthetic import fit_preprocessor_to_size, num_classes_of, synthetic_batch
+from mmdistkd.analysis.tables import markdown_table
 from mmdistkd.registry import MODELS
-from mmdistkd.utils.synthetic import fit_preprocessor_to_size, synthetic_batch
 from mmdistkd.utils.tasks import task_of
 
 # The issue's reference sizes (height, width) and batch sizes per task, used when not given.
@@ -219,18 +221,11 @@ class CudaMemoryPeak:
 
 
 # ---------------------------------------------------------------------------------------------- setup
-def num_classes_of(model):
-    """Classes of a detector's, segmentor's or classifier's head (for the synthetic ground truth)."""
-    head = getattr(model, 'bbox_head', None) or getattr(model, 'decode_head', None) or \
-        getattr(getattr(model, 'roi_head', None), 'bbox_head', None) or model.head
-    return head.num_classes
-
-
 def load_benchmark_config(args):
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    if 'teacher' not in cfg.model or 'architecture' not in cfg.model:
+    if not is_distill_config(cfg):
         raise ValueError(f'{args.config} is not a distillation config (model needs architecture and teacher)')
     cfg.model.teacher_ckpt = None
     cfg.model.teacher_autocast = args.teacher_autocast
@@ -436,19 +431,17 @@ def summarise(args, cfg, task, batch_size, input_size, phases, times, memory, lo
 
 
 def format_table(result):
+    """The run's setting, a Markdown table of the phases (seconds, MiB) and the ratios."""
     with_rss = 'peak_rss_mb' in result['phases']['student']
+    header = ['phase', 'median s', 'p25 s', 'p75 s', 'peak MiB'] + (['RSS MiB'] if with_rss else []) + ['in floor']
+    rows = [[name] + [f"{stats[key]:.4f}" for key in ('median_s', 'p25_s', 'p75_s')] + [f"{stats['peak_mem_mb']:.1f}"]
+            + ([f"{stats['peak_rss_mb']:.1f}"] if with_rss else []) + ['yes' if name in result['floor_phases'] else '']
+            for name, stats in result['phases'].items()]
     lines = [f"{result['config']}  batch {result['batch_size']}  input {result['input_size']}  "
-             f"{result['device']}  torch {result['torch']}",
-             f"{'phase':<14}{'median s':>10}{'p25 s':>10}{'p75 s':>10}{'peak MiB':>11}"
-             + (f"{'RSS MiB':>10}" if with_rss else '')]
-    for name, stats in result['phases'].items():
-        in_floor = ' (floor)' if name in result['floor_phases'] else ''
-        rss = f"{stats['peak_rss_mb']:>10.1f}" if with_rss else ''
-        lines.append(f"{name:<14}{stats['median_s']:>10.4f}{stats['p25_s']:>10.4f}{stats['p75_s']:>10.4f}"
-                     f"{stats['peak_mem_mb']:>11.1f}{rss}{in_floor}")
-    lines.append(f"time_ratio   = distill / ({' + '.join(result['floor_phases'])}) = {result['time_ratio']:.3f}")
-    lines.append(f"memory_ratio = distill / {result['memory_floor_definition']} = {result['memory_ratio']:.3f}"
-                 f"  (vs the sum: {result['memory_ratio_vs_sum']:.3f})")
+             f"{result['device']}  torch {result['torch']}", '', markdown_table(header, rows), '',
+             f"time_ratio   = distill / ({' + '.join(result['floor_phases'])}) = {result['time_ratio']:.3f}",
+             f"memory_ratio = distill / {result['memory_floor_definition']} = {result['memory_ratio']:.3f}"
+             f"  (vs the sum: {result['memory_ratio_vs_sum']:.3f})"]
     if 'time_ratio_vs_fp32_floor' in result:
         lines.append(f"time_ratio vs the fp32 teacher floor = {result['time_ratio_vs_fp32_floor']:.3f}")
     return '\n'.join(lines)
