@@ -1,10 +1,10 @@
-"""SingleTeacherDistill with real mmpretrain classifiers (tiny inputs): the teacher's place beside the module
-tree, its inputs, checkpoints, and the errors a user gets for a wrong config."""
+"""SingleTeacherDistill with real mmpretrain classifiers (tiny inputs): the training step, the student's
+checkpoints, and the errors a user gets for a wrong config (the teacher's own lifecycle: test_frozen_teacher.py).
+The builders here serve the other model tests too."""
 import copy
 
 import pytest
 import torch
-from mmengine.model import ExponentialMovingAverage
 from mmengine.optim import OptimWrapper
 from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
@@ -56,15 +56,6 @@ def model():
     return build()
 
 
-def test_teacher_is_frozen_outside_the_module_tree(model):
-    assert not any(key.startswith('teacher') for key in model.state_dict())
-    assert all(not name.startswith('teacher') for name, _ in model.named_parameters())
-    assert all(not p.requires_grad for p in model.teacher.parameters())
-    model.train()
-    assert model.training and model.student.training
-    assert not any(m.training for m in model.teacher.modules())
-
-
 def test_train_step_trains_the_student_and_never_the_teacher(model):
     teacher_before = copy.deepcopy(model.teacher.state_dict())
     student_before = {k: v.clone() for k, v in model.student.state_dict().items()}
@@ -88,32 +79,6 @@ def test_student_gradient_includes_the_distillation_term():
     losses['loss_kd'].backward()
     assert model.student.head.fc.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.teacher.parameters())
-
-
-def test_teacher_moves_and_casts_with_the_model():
-    model = build()
-    model.to(torch.float64)
-    assert next(model.teacher.parameters()).dtype == torch.float64
-    model.half()
-    assert next(model.teacher.parameters()).dtype == torch.float16
-    model.float().cpu()
-    assert model.teacher.data_preprocessor.device == torch.device('cpu')
-
-
-def test_ema_shares_the_teacher_instead_of_copying_it(model):
-    ema = ExponentialMovingAverage(model)
-    assert ema.module.teacher is model.teacher
-    assert ema.module.student is not model.student
-    ema.update_parameters(model)
-
-
-def test_teacher_gets_the_students_batch_renormalised_to_its_own_statistics():
-    model = build(teacher=classifier(depth=34, mean=(0, 0, 0), std=(255, 255, 255), to_rgb=False))
-    raw = batch()
-    student_inputs = model.data_preprocessor(copy.deepcopy(raw), True)['inputs']
-    teacher_inputs = model.teacher.data_preprocessor(copy.deepcopy(raw), True)['inputs']
-    torch.testing.assert_close(model._teacher_input_transform(student_inputs), teacher_inputs, atol=1e-5, rtol=0)
-    assert build()._teacher_input_transform is None
 
 
 def test_student_and_teacher_build_in_their_own_scope_under_another_default_scope():
@@ -146,11 +111,6 @@ def test_mapping_naming_a_missing_recorder():
 def test_loss_whose_forward_does_not_take_the_mapped_argument():
     with pytest.raises(ValueError, match="maps 'logits_S'.*KLDivergence.forward"):
         build(distiller=kd_distiller(logits_S=dict(from_student=True, recorder='logits')))
-
-
-def test_missing_teacher_checkpoint_fails_at_build(tmp_path):
-    with pytest.raises(FileNotFoundError, match='teacher_ckpt .*does not exist'):
-        build(teacher_ckpt=str(tmp_path / 'missing.pth'))
 
 
 def test_teacher_and_student_with_different_num_classes():
@@ -204,10 +164,3 @@ def test_method_and_input_recorders_keep_student_and_teacher_apart():
     patched = LinearClsHead.pre_logits
     build(distiller=distiller, teacher=classifier(depth=34))
     assert LinearClsHead.pre_logits is patched
-
-
-def test_teacher_checkpoint_of_another_architecture_is_refused(tmp_path):
-    from mmengine.runner import save_checkpoint
-    save_checkpoint({'state_dict': build().student.state_dict()}, str(tmp_path / 'resnet18.pth'))
-    with pytest.raises(RuntimeError, match='does not match the teacher architecture'):
-        build(teacher_ckpt=str(tmp_path / 'resnet18.pth'))

@@ -73,7 +73,6 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
 import mmdistkd  # noqa: F401  (registers mmdistkd's modules and mmdistkd:: config paths)
-from mmdistkd.models.algorithms.teacher_forward import TEACHER_FORWARDS
 from mmdistkd.analysis.configs import is_distill_config
 from mmdistkd.analysis.synthetic import fit_preprocessor_to_size, num_classes_of, synthetic_batch
 from mmdistkd.analysis.tables import markdown_table
@@ -262,14 +261,13 @@ class Phases:
         self.has_trainable_modules = any(p.requires_grad for p in distiller.parameters())
         self.distiller_optim = build_optim_wrapper(distiller, copy.deepcopy(optim_wrapper_cfg)) \
             if self.has_trainable_modules else None
-        self.student_rois, self.records = self._record_once()
+        self.student_output, self.records = self._record_once()
         self.phases = dict(student=self.student_step, teacher=self.teacher_forward, distill=self.distill_step,
                            distiller=self.distiller_step)
         if reference_teacher:
             # An fp32, contiguous copy: the floor without the teacher's precision and memory-format options.
             self.fp32_teacher = copy.deepcopy(model.teacher).to(memory_format=torch.contiguous_format)
-            transform = model._teacher_input_transform
-            self.fp32_teacher_inputs = transform(data['inputs']) if transform else data['inputs']
+            self.fp32_teacher_inputs = model.frozen_teacher.transform_inputs(data['inputs'])
             self.phases['teacher_fp32'] = self.fp32_teacher_forward
 
     @property
@@ -277,14 +275,19 @@ class Phases:
         return ['student', 'teacher'] + (['distiller'] if self.has_trainable_modules else [])
 
     def _record_once(self):
-        """Runs the student and the teacher once with their recorders on: the student's RoIs (for
-        ``'roi_on_student_rois'``) and every recorder's records, detached, for the ``distiller`` phase."""
+        """Runs the student and the teacher once with their recorders on, in the step's order: what the
+        teacher-forward strategy took from the student (the RoIs of ``'roi_on_student_rois'``; None for a
+        strategy that runs first), replayed to the teacher phases, and every recorder's records, detached, for
+        the ``distiller`` phase."""
         model, distiller = self.model, self.model.distiller
-        with torch.no_grad(), distiller.student_recorders:
-            model.student(**self.data, mode='loss')
-        student_rois, model._student_rois = model._student_rois, None
-        with distiller.teacher_recorders:
-            model.forward_teacher(self.data['inputs'], self.data['data_samples'], student_rois)
+        runs_after_student = model.teacher_forward.runs_after_student
+        with torch.no_grad():
+            if not runs_after_student:
+                model.record_teacher(**self.data)
+            model.record_student(**self.data)
+            student_output = model.teacher_forward.student_output
+            if runs_after_student:
+                model.record_teacher(**self.data)
         records = {
             side: {name: detach_records(recorder.records, requires_grad=side == 'student')
                    for name, recorder in manager.recorders.items()}
@@ -292,7 +295,13 @@ class Phases:
         }
         distiller.student_recorders.reset()
         distiller.teacher_recorders.reset()
-        return student_rois, records
+        return student_output, records
+
+    def _replay_student_output(self):
+        """The teacher phases run without the student: the strategy gets the student's recorded output again
+        (its forward consumes it)."""
+        if self.model.teacher_forward.runs_after_student:
+            self.model.teacher_forward.student_output = self.student_output
 
     def student_step(self):
         student = self.model.student
@@ -302,13 +311,14 @@ class Phases:
         self.student_optim.update_params(loss)
 
     def teacher_forward(self):
+        self._replay_student_output()
         with torch.no_grad():
-            self.model.forward_teacher(self.data['inputs'], self.data['data_samples'], self.student_rois)
+            self.model.forward_teacher(**self.data)
 
     def fp32_teacher_forward(self):
+        self._replay_student_output()
         with torch.no_grad():
-            TEACHER_FORWARDS[self.model.teacher_forward](self.fp32_teacher, self.fp32_teacher_inputs,
-                                                         self.data['data_samples'], self.student_rois)
+            self.model.teacher_forward(self.fp32_teacher, self.fp32_teacher_inputs, self.data['data_samples'])
 
     def distill_step(self):
         model = self.model

@@ -1,0 +1,162 @@
+"""The teacher of a distillation step: its weights, inputs, precision and memory format.
+
+A frozen teacher is held outside the distillation model's module tree, so it is in no ``state_dict``,
+checkpoint, optimizer, DDP wrapper or EMA copy (``deepcopy`` shares it); the model forwards ``_apply``
+(``.to()/.cuda()/.half()``), ``_set_device`` and ``train()`` to it, and it stays in eval mode under
+``no_grad``. It consumes the student's preprocessed batch, re-normalised when its mean, std or channel order
+differ, so batch augments such as mixup reach both alike.
+"""
+import contextlib
+import copy
+import os.path as osp
+import warnings
+
+import torch
+from mmengine.runner import CheckpointLoader, load_checkpoint
+
+# ``teacher_autocast`` names: the precision the teacher's training-step forward runs in.
+TEACHER_AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+# Where OpenMMLab data preprocessors keep their BGR<->RGB switch: mmengine and mmdet, mmseg, mmpretrain.
+CHANNEL_CONVERSION_ATTRIBUTES = ('_channel_conversion', 'channel_conversion', 'to_rgb')
+
+
+def is_local_path(path):
+    """True when mmengine loads ``path`` from the local file system: it matches no scheme registered with
+    mmengine's ``CheckpointLoader`` but the fallback ``''`` (whichever loader serves that; mmdistkd
+    registers its own)."""
+    return CheckpointLoader._get_checkpoint_loader(path) is CheckpointLoader._get_checkpoint_loader('')
+
+
+def check_teacher_ckpt(path):
+    """Refuses a local ``teacher_ckpt`` that does not exist; any scheme mmengine knows (``https://``,
+    ``s3://``, ``open-mmlab://``, ...) is left to its loader."""
+    if is_local_path(path) and not osp.isfile(osp.expanduser(path)):
+        raise FileNotFoundError(
+            f'teacher_ckpt {path!r} does not exist. Point it at the teacher checkpoint (a local file or a URL '
+            'that mmengine can load), or set teacher_ckpt=None to distill from a randomly initialised teacher.')
+
+
+def read_normalisation(preprocessor):
+    """(mean, std, converts BGR<->RGB) of an OpenMMLab data preprocessor, mean and std as (C, 1, 1) float
+    tensors, or None when it does not normalise."""
+    mean, std = getattr(preprocessor, 'mean', None), getattr(preprocessor, 'std', None)
+    # mmengine, mmdet, mmseg and mmpretrain register mean/std only when they normalise, and say so here.
+    if not getattr(preprocessor, '_enable_normalize', mean is not None and std is not None):
+        mean = std = None
+    if mean is not None:
+        mean, std = (torch.as_tensor(value, dtype=torch.float32).reshape(-1, 1, 1) for value in (mean, std))
+    converts = any(bool(getattr(preprocessor, name, False)) for name in CHANNEL_CONVERSION_ATTRIBUTES)
+    return mean, std, converts
+
+
+def same_statistics(first, second):
+    """Whether two (mean, std) pairs of ``read_normalisation`` normalise alike (None: no normalisation)."""
+    (first_mean, first_std), (second_mean, second_std) = first, second
+    if first_mean is None or second_mean is None:
+        return first_mean is None and second_mean is None
+    return torch.equal(first_mean, second_mean) and torch.equal(first_std, second_std)
+
+
+class FrozenTeacher:
+    """The teacher of a distillation step: weights, inputs, precision, memory format, and its place beside
+    (or, trainable, inside) the distillation model.
+
+    Args:
+        module (BaseModel): the teacher model.
+        student_preprocessor: the student's data preprocessor, whose output the teacher receives.
+        ckpt (str | None): local path or URL (any scheme mmengine's ``CheckpointLoader`` knows) of the teacher
+            weights, loaded strictly. ``None`` keeps the random initialisation and warns at the first forward.
+        trainable (bool): the teacher trains too; then the distillation model holds it as a normal submodule
+            and this object does not move, copy or freeze it.
+        norm_eval (bool): keep the whole frozen teacher in eval mode (BN running statistics).
+        autocast (str | None): ``'bf16'`` or ``'fp16'``: the precision of the training-step forward.
+        channels_last (bool): weights and inputs in channels-last memory format.
+    """
+
+    def __init__(self, module, student_preprocessor, ckpt=None, trainable=False, norm_eval=True, autocast=None,
+                 channels_last=False):
+        if autocast is not None and autocast not in TEACHER_AUTOCAST_DTYPES:
+            raise ValueError(f'teacher_autocast={autocast!r}; choose None or one of '
+                             f'{sorted(TEACHER_AUTOCAST_DTYPES)}')
+        if ckpt is not None:
+            check_teacher_ckpt(ckpt)
+        self.module = module
+        self.ckpt = ckpt
+        self.trainable = trainable
+        self.norm_eval = norm_eval
+        self.autocast = autocast
+        self.channels_last = channels_last
+        self._warned_random = False
+        if not trainable:
+            module.requires_grad_(False)
+        if ckpt is not None:
+            self._load(ckpt)
+        if channels_last:
+            # Later .to(device) calls keep the format (they preserve the strides of dense tensors).
+            module.to(memory_format=torch.channels_last)
+        self._student_normalisation = read_normalisation(student_preprocessor)
+        self._teacher_normalisation = read_normalisation(module.data_preprocessor)
+        self._same_statistics = same_statistics(self._student_normalisation[:2], self._teacher_normalisation[:2])
+        self._converts_differ = self._student_normalisation[2] != self._teacher_normalisation[2]
+
+    def _load(self, ckpt):
+        # Strict: a teacher that loads only partly would silently teach from random layers.
+        try:
+            load_checkpoint(self.module, ckpt, map_location='cpu', strict=True, revise_keys=[(r'^module\.', '')])
+        except RuntimeError as error:
+            raise RuntimeError(f'teacher_ckpt {ckpt!r} does not match the teacher architecture '
+                               f'({type(self.module).__name__}): {error}') from error
+
+    # ------------------------------------------------------------------ following the distillation model
+    def apply(self, fn, *args, **kwargs):
+        """The model's ``_apply`` (device and dtype moves) reaches the teacher only through here."""
+        if not self.trainable:
+            self.module._apply(fn, *args, **kwargs)
+
+    def set_device(self, device):
+        if not self.trainable and hasattr(self.module, '_set_device'):
+            self.module._set_device(device)
+
+    def train(self, mode=True):
+        if not self.trainable:
+            self.module.train(False if self.norm_eval else mode)
+
+    def __deepcopy__(self, memo):
+        # EMA copies the model: a frozen teacher is shared; a trainable one is part of the model, copied.
+        if not self.trainable:
+            return self
+        copied = self.__class__.__new__(self.__class__)
+        memo[id(self)] = copied
+        copied.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return copied
+
+    # ------------------------------------------------------------------ the forward
+    def transform_inputs(self, inputs):
+        """The student's preprocessed ``inputs`` (N, C, H, W) as the teacher's own preprocessor would have
+        produced them from the same images: un-normalised with the student's mean/std, channels flipped when
+        only one of the two converts BGR<->RGB (as the preprocessors do, 3-channel inputs only), normalised
+        with the teacher's. ``inputs`` itself when nothing differs."""
+        flip = self._converts_differ and inputs.shape[1] == 3
+        if self._same_statistics and not flip:
+            return inputs
+        s_mean, s_std, _ = self._student_normalisation
+        t_mean, t_std, _ = self._teacher_normalisation
+        raw = inputs * s_std.to(inputs) + s_mean.to(inputs) if s_mean is not None else inputs
+        if flip:
+            raw = raw.flip(1)
+        return (raw - t_mean.to(inputs)) / t_std.to(inputs) if t_mean is not None else raw
+
+    def run(self, forward, inputs, data_samples):
+        """Runs the teacher-forward strategy ``forward`` on the student's preprocessed ``inputs``: transformed
+        for the teacher, in its memory format and ``autocast`` precision, without gradient unless it trains."""
+        if self.ckpt is None and not self._warned_random:
+            warnings.warn('SingleTeacherDistill: teacher_ckpt is None, so the student is distilled from a '
+                          'randomly initialised teacher. Set teacher_ckpt for real training.')
+            self._warned_random = True
+        inputs = self.transform_inputs(inputs)
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        precision = contextlib.nullcontext() if self.autocast is None else torch.autocast(
+            device_type=inputs.device.type, dtype=TEACHER_AUTOCAST_DTYPES[self.autocast])
+        with torch.set_grad_enabled(self.trainable), precision:
+            forward(self.module, inputs, data_samples)
