@@ -6,9 +6,12 @@
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import Registry
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmdistkd', locations=['mmdistkd.models'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmdistkd', locations=['mmdistkd.engine'])
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope='mmdistkd', locations=['mmdistkd.engine'])
+OPTIM_WRAPPER_CONSTRUCTORS = Registry('optimizer wrapper constructor', parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
+                                      scope='mmdistkd', locations=['mmdistkd.engine'])
 # Recorders and connectors are models in MMRazor too (``type='ModuleOutputs'`` resolves in MODELS).

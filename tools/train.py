@@ -33,16 +33,27 @@ def parse_args():
     return args
 
 
+def enable_amp(cfg):
+    """``--amp``: dynamic-loss-scale AMP on the optimizer wrapper, or on every wrapper of the multi-optimizer
+    form (no ``optimizer`` at the top, one wrapper config per entry besides ``constructor``), which share one
+    loss scale (mmdistkd's SeparateDistillerOptimWrapperConstructor)."""
+    optim_wrapper = cfg.optim_wrapper
+    wrappers = [optim_wrapper] if 'optimizer' in optim_wrapper else [
+        wrapper for key, wrapper in optim_wrapper.items() if key != 'constructor']
+    if all(wrapper.get('type') == 'AmpOptimWrapper' for wrapper in wrappers):
+        print_log('AMP training is already enabled in your config.', logger='current')
+    for wrapper in wrappers:
+        if wrapper.get('type') != 'AmpOptimWrapper':
+            wrapper.type = 'AmpOptimWrapper'
+            wrapper.loss_scale = 'dynamic'
+
+
 def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
 
     if args.amp:
-        if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper':
-            print_log('AMP training is already enabled in your config.', logger='current')
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+        enable_amp(cfg)
 
     if args.auto_scale_lr:
         if 'auto_scale_lr' in cfg and 'enable' in cfg.auto_scale_lr and 'base_batch_size' in cfg.auto_scale_lr:
