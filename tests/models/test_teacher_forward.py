@@ -1,5 +1,6 @@
 """The teacher-forward strategies on real models at tiny sizes: an mmseg segmentor's decode and auxiliary heads,
-and a two-stage mmdet detector whose teacher scores the RoIs the student sampled in the same step."""
+and two-stage mmdet detectors whose teacher scores the RoIs the student sampled in the same step (a Faster
+R-CNN teacher, and a Cascade Mask R-CNN teacher with only its stage 0 running, as the DIST authors did)."""
 import pytest
 import torch
 from mmengine.registry import DefaultScope
@@ -7,7 +8,9 @@ from mmseg.registry import MODELS as SEG_MODELS
 
 from mmdistkd.analysis.synthetic import synthetic_batch
 from mmdistkd.models.algorithms.teacher_forward import (RoIOnStudentRoIsForward, SegDecodeAuxForward,
-                                                        TensorForward)
+                                                        TensorForward, build_teacher_forward)
+from mmdistkd.models.algorithms.submodel import build_submodel
+from mmdistkd.models.losses import DISTLoss
 from test_single_teacher_distill import build, kd_distiller
 
 DET_CLASSES = 3
@@ -22,6 +25,32 @@ def tiny_faster_rcnn(depth):
         rpn_head=dict(in_channels=16, feat_channels=16),
         roi_head=dict(bbox_roi_extractor=dict(out_channels=16),
                       bbox_head=dict(in_channels=16, fc_out_channels=32, num_classes=DET_CLASSES)))
+
+
+def tiny_cascade_rcnn(with_mask):
+    """mmdet's Cascade (Mask) R-CNN config (3 stages) on a ResNet-18 with 16-channel FPN, RoI and mask heads."""
+    name = 'cascade-mask-rcnn_r50_fpn_1x_coco' if with_mask else 'cascade-rcnn_r50_fpn_1x_coco'
+    stage_head = dict(in_channels=16, fc_out_channels=32, num_classes=DET_CLASSES)
+    roi_head = dict(bbox_roi_extractor=dict(out_channels=16), bbox_head={str(i): stage_head for i in range(3)})
+    if with_mask:
+        roi_head.update(mask_roi_extractor=dict(out_channels=16),
+                        mask_head=dict(in_channels=16, conv_out_channels=16, num_classes=DET_CLASSES))
+    return dict(
+        cfg_path=f'mmdet::cascade_rcnn/{name}.py',
+        backbone=dict(depth=18, init_cfg=None),
+        neck=dict(in_channels=[64, 128, 256, 512], out_channels=16),
+        rpn_head=dict(in_channels=16, feat_channels=16),
+        roi_head=roi_head)
+
+
+def dist_distiller(student_source, teacher_source):
+    cls = dict(from_student=True, recorder='cls')
+    return dict(
+        type='ConfigurableDistiller',
+        student_recorders=dict(cls=dict(type='ModuleOutputs', source=student_source)),
+        teacher_recorders=dict(cls=dict(type='ModuleOutputs', source=teacher_source)),
+        distill_losses=dict(loss_dist=dict(type='DISTLoss')),
+        loss_forward_mappings=dict(loss_dist=dict(logits_S=cls, logits_T=dict(cls, from_student=False))))
 
 
 def tiny_segmentor(auxiliary_inputs):
@@ -104,6 +133,121 @@ def test_seg_strategy_runs_the_decode_head_and_every_auxiliary_head(auxiliary_in
         for hook in hooks:
             hook.remove()
     assert ran == list(range(len(heads)))
+
+
+@pytest.fixture(scope='module', params=[0, 2], ids=['stage-0', 'stage-2'])
+def cascade_teacher(request):
+    """The paper's two-stage pair at tiny size: a Faster R-CNN student, a Cascade Mask R-CNN teacher scored
+    with one stage (the paper's 0, or the last); returns (model, stage)."""
+    stage = request.param
+    model = build(student=tiny_faster_rcnn(18), teacher=tiny_cascade_rcnn(with_mask=True), scope='mmdet',
+                  distiller=dist_distiller('roi_head.bbox_head.fc_cls', f'roi_head.bbox_head.{stage}.fc_cls'),
+                  teacher_forward=dict(type='roi_on_student_rois', stage=stage))
+    return model, stage
+
+
+def test_cascade_teacher_scores_the_students_rois_with_its_stage_only(cascade_teacher):
+    model, stage = cascade_teacher
+    student_head, teacher_head = model.student.roi_head, model.teacher.roi_head
+    seen = {}
+
+    def keep(name, index):
+        def hook(module, args, output=None):
+            seen.setdefault(name, []).append(args[index] if output is None else output)
+        return hook
+
+    hooks = [student_head.bbox_roi_extractor.register_forward_pre_hook(keep('student rois', 1)),
+             student_head.bbox_head.fc_cls.register_forward_hook(keep('student scores', 0)),
+             model.teacher.rpn_head.register_forward_hook(keep('teacher rpn', 0))]
+    for index in range(3):
+        hooks += [teacher_head.bbox_roi_extractor[index].register_forward_pre_hook(keep(f'rois {index}', 1)),
+                  teacher_head.bbox_head[index].register_forward_hook(keep(f'box head {index}', 0)),
+                  teacher_head.mask_roi_extractor[index].register_forward_hook(keep(f'mask rois {index}', 0)),
+                  teacher_head.mask_head[index].register_forward_hook(keep(f'mask head {index}', 0))]
+    data = detection_data(model)
+    try:
+        # The training step in its parts (as model.loss runs them), to look at the records before the loss.
+        model.record_student(**data)
+        model.record_teacher(**data)
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+    # The teacher ran backbone, neck and the chosen stage's box head on the student's RoIs, nothing else.
+    assert sorted(seen) == sorted([f'box head {stage}', f'rois {stage}', 'student rois', 'student scores'])
+    assert len(seen[f'rois {stage}']) == len(seen[f'box head {stage}']) == 1
+    assert torch.equal(seen[f'rois {stage}'][0], seen['student rois'][0])
+    assert model.teacher_forward.student_output is None
+    recorded = model.distiller.teacher_recorders.get_recorder('cls').records
+    assert len(recorded) == 1
+
+    # The recorded scores are that stage's on those RoIs, computed here directly.
+    with torch.no_grad():
+        features = model.teacher.extract_feat(model.frozen_teacher.transform_inputs(data['inputs']))
+        roi_features = teacher_head.bbox_roi_extractor[stage](features[:4], seen['student rois'][0])
+        expected_scores, _ = teacher_head.bbox_head[stage](roi_features)
+    assert recorded[0].shape == (len(seen['student rois'][0]), DET_CLASSES + 1)
+    torch.testing.assert_close(recorded[0], expected_scores)
+
+    loss = model.distiller.compute_distill_losses(data['data_samples'])['loss_dist']
+    assert torch.isfinite(loss)
+    torch.testing.assert_close(loss, DISTLoss()(seen['student scores'][0], expected_scores))
+
+
+def test_cascade_student_gives_the_rois_of_its_stage_0():
+    model = build(student=tiny_cascade_rcnn(with_mask=False), teacher=tiny_faster_rcnn(34), scope='mmdet',
+                  distiller=dist_distiller('roi_head.bbox_head.0.fc_cls', 'roi_head.bbox_head.fc_cls'),
+                  teacher_forward='roi_on_student_rois')
+    rois = {}
+
+    def keep_first_rois(key):
+        def hook(module, args):
+            rois.setdefault(key, args[1])
+        return hook
+
+    extractors = dict(enumerate(model.student.roi_head.bbox_roi_extractor),
+                      teacher=model.teacher.roi_head.bbox_roi_extractor)
+    hooks = [extractor.register_forward_pre_hook(keep_first_rois(key)) for key, extractor in extractors.items()]
+    try:
+        losses = model.loss(**detection_data(model))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert torch.equal(rois['teacher'], rois[0])
+    assert not torch.equal(rois[1][:, 1:], rois[0][:, 1:])  # stage 1 scores refined boxes: not these
+    assert torch.isfinite(losses['loss_dist'])
+
+
+@pytest.mark.parametrize('stage, teacher, message', [
+    (3, 'cascade', r"stage=3\): the teacher's CascadeRoIHead has stages 0 to 2 \(num_stages=3\); choose one"),
+    (1, 'faster', r"stage=1\): the teacher's StandardRoIHead has only stage 0; choose one")],
+    ids=['past-the-cascade', 'faster-rcnn-teacher'])
+def test_stage_the_teacher_lacks_is_refused_at_build(stage, teacher, message):
+    teacher, teacher_scores = (tiny_cascade_rcnn(with_mask=False), 'roi_head.bbox_head.0.fc_cls') \
+        if teacher == 'cascade' else (tiny_faster_rcnn(34), 'roi_head.bbox_head.fc_cls')
+    with pytest.raises(ValueError, match=message):
+        build(student=tiny_faster_rcnn(18), teacher=teacher, scope='mmdet',
+              distiller=dist_distiller('roi_head.bbox_head.fc_cls', teacher_scores),
+              teacher_forward=dict(type='roi_on_student_rois', stage=stage))
+
+
+@pytest.mark.parametrize('spec, message', [
+    (dict(type='roi_on_student_rois', stage=-1), r"stage=-1\): give the stage of the teacher's cascade as an int"),
+    (dict(type='roi_on_student_rois', stages=1), r"'roi_on_student_rois' has no option\(s\) \['stages'\]; its "
+                                                 r"options: \['stage'\]"),
+    (dict(type='tensor', stage=0), r"'tensor' has no option\(s\) \['stage'\]; its options: none"),
+    (dict(stage=0), r"choose one of \['roi_on_student_rois', 'seg_decode_aux', 'tensor'\]")],
+    ids=['negative-stage', 'misspelt-option', 'option-of-another-strategy', 'no-type'])
+def test_teacher_forward_dict_with_wrong_options_says_what_to_change(spec, message):
+    with pytest.raises(ValueError, match=message):
+        build_teacher_forward(spec)
+
+
+def test_roi_strategy_refuses_a_one_stage_student():
+    retinanet = dict(cfg_path='mmdet::retinanet/retinanet_r18_fpn_1x_coco.py')
+    with pytest.raises(ValueError, match=r"needs two-stage detectors, but the student \(RetinaNet\) has no "
+                                         r'roi_head.bbox_roi_extractor'):
+        RoIOnStudentRoIsForward().prepare(build_submodel(retinanet, 'student'), None)
 
 
 def test_unknown_teacher_forward_lists_the_strategies():

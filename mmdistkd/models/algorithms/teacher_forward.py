@@ -6,14 +6,18 @@ Each strategy is a small object named in configs by ``teacher_forward``:
 - ``'seg_decode_aux'``: mmseg segmentors: backbone/neck, then the decode head **and** every auxiliary head
   (mmseg's ``mode='tensor'`` runs only the decode head).
 - ``'roi_on_student_rois'``: two-stage detectors: the teacher's RoI head scores the RoIs the student
-  sampled in this step, so both predict classes for the same boxes (the student runs first).
+  sampled in this step, so both predict classes for the same boxes (the student runs first). A cascade teacher
+  scores them with one stage, 0 unless the config says ``dict(type='roi_on_student_rois', stage=s)``.
 
-A strategy says whether it needs the student's forward first (``runs_after_student``) and keeps what it takes
-from the student in ``student_output`` until its own forward consumes it.
+A config gives a strategy by name, or as a dict of its name (``type``) and options. A strategy says whether it
+needs the student's forward first (``runs_after_student``) and keeps what it takes from the student in
+``student_output`` until its own forward consumes it.
 """
 import abc
+import inspect
 
 import torch
+from mmdet.models.roi_heads import CascadeRoIHead
 
 
 class TeacherForward(abc.ABC):
@@ -26,8 +30,9 @@ class TeacherForward(abc.ABC):
     def __init__(self):
         self.student_output = None
 
-    def prepare(self, student):
-        """Hooks into the student, for strategies that use what its forward computed. Others need nothing."""
+    def prepare(self, student, teacher):
+        """Checks the models and hooks into the student, for strategies that use what its forward computed.
+        Others need nothing."""
 
     @abc.abstractmethod
     def __call__(self, teacher, inputs, data_samples):
@@ -52,12 +57,31 @@ class SegDecodeAuxForward(TeacherForward):
 
 
 class RoIOnStudentRoIsForward(TeacherForward):
-    """``student_output``: the RoIs the student's ``roi_head.bbox_roi_extractor`` last received."""
+    """``stage``: the stage of a cascade teacher (mmdet's ``CascadeRoIHead``) whose box head scores the RoIs
+    (the DIST authors used stage 0); only that stage runs. A single-stage RoI head has only stage 0.
+    ``student_output``: the RoIs the student's RoI extractor last received; for a cascade student, its stage-0
+    extractor's (the RoIs its first sampler drew, which its stage-0 head scores)."""
 
     runs_after_student = True
 
-    def prepare(self, student):
-        student.roi_head.bbox_roi_extractor.register_forward_pre_hook(self.keep_student_rois)
+    def __init__(self, stage=0):
+        super().__init__()
+        if isinstance(stage, bool) or not isinstance(stage, int) or stage < 0:
+            raise ValueError(f"teacher_forward=dict(type='roi_on_student_rois', stage={stage!r}): give the "
+                             "stage of the teacher's cascade as an int from 0")
+        self.stage = stage
+
+    def prepare(self, student, teacher):
+        student_head, teacher_head = roi_head_of(student, 'student'), roi_head_of(teacher, 'teacher')
+        num_stages = teacher_head.num_stages if isinstance(teacher_head, CascadeRoIHead) else 1
+        if self.stage >= num_stages:
+            stages = 'only stage 0' if num_stages == 1 else f'stages 0 to {num_stages - 1} (num_stages={num_stages})'
+            raise ValueError(f"teacher_forward=dict(type='roi_on_student_rois', stage={self.stage}): the teacher's "
+                             f'{type(teacher_head).__name__} has {stages}; choose one of them')
+        extractor = student_head.bbox_roi_extractor
+        if isinstance(student_head, CascadeRoIHead):
+            extractor = extractor[0]  # one extractor per stage
+        extractor.register_forward_pre_hook(self.keep_student_rois)
 
     def keep_student_rois(self, module, inputs):
         self.student_output = inputs[1]
@@ -68,7 +92,21 @@ class RoIOnStudentRoIsForward(TeacherForward):
         if rois is None:
             raise RuntimeError("teacher_forward='roi_on_student_rois' found no student RoIs: the student's "
                                'roi_head.bbox_roi_extractor did not run in this step')
-        teacher.roi_head._bbox_forward(teacher.extract_feat(inputs), rois)
+        features = teacher.extract_feat(inputs)
+        if isinstance(teacher.roi_head, CascadeRoIHead):
+            teacher.roi_head._bbox_forward(self.stage, features, rois)
+        else:
+            teacher.roi_head._bbox_forward(features, rois)
+
+
+def roi_head_of(detector, role):
+    """The RoI head of the ``role`` ('student' or 'teacher') detector, which the RoI strategy needs."""
+    roi_head = getattr(detector, 'roi_head', None)
+    if not hasattr(roi_head, 'bbox_roi_extractor'):
+        raise ValueError(f"teacher_forward='roi_on_student_rois' needs two-stage detectors, but the {role} "
+                         f'({type(detector).__name__}) has no roi_head.bbox_roi_extractor; choose another '
+                         'teacher_forward for other models')
+    return roi_head
 
 
 TEACHER_FORWARDS = {
@@ -78,8 +116,17 @@ TEACHER_FORWARDS = {
 }
 
 
-def build_teacher_forward(name):
-    """The strategy a config names by ``teacher_forward``."""
-    if name not in TEACHER_FORWARDS:
-        raise ValueError(f'teacher_forward={name!r}; choose one of {sorted(TEACHER_FORWARDS)}')
-    return TEACHER_FORWARDS[name]()
+def build_teacher_forward(spec):
+    """The strategy a config gives as ``teacher_forward``: its name, or a dict of its name (``type``) and its
+    options (e.g. ``dict(type='roi_on_student_rois', stage=0)``)."""
+    options = dict(spec) if isinstance(spec, dict) else dict(type=spec)
+    name = options.pop('type', None)
+    if not isinstance(name, str) or name not in TEACHER_FORWARDS:
+        raise ValueError(f'teacher_forward={spec!r}; choose one of {sorted(TEACHER_FORWARDS)}')
+    strategy = TEACHER_FORWARDS[name]
+    accepted = set(inspect.signature(strategy).parameters)
+    unknown = set(options) - accepted
+    if unknown:
+        raise ValueError(f'teacher_forward={spec!r}: {name!r} has no option(s) {sorted(unknown)}; '
+                         f'its options: {sorted(accepted) or "none"}')
+    return strategy(**options)
