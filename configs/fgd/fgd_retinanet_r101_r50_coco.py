@@ -2,11 +2,9 @@
 # student, the FGD authors' RetinaNet recipe (yzd-v/FGD, fgd_retina_r101_fpn_2x_distill_retina_r50_fpn_2x_coco.py):
 # one FGDLoss on each FPN level P3-P7 (256 channels on both sides, each level with context blocks of its own),
 # temp 0.5, alpha 1e-3, beta 5e-4, gamma 5e-4, lambda 5e-6; mmdet's 2x schedule with SGD lr 0.01 at 2 images
-# per GPU on 8 GPUs, and gradient clipping at max_norm 35 as the authors added.
-# Not yet the authors' recipe in one point: they also initialised the student's neck and head from the
-# teacher ("inheriting", their init_student=True), which SingleTeacherDistill cannot do yet; this config
-# trains the student's neck and head from their usual initialisation. The FGD modules (context blocks) train
-# under the student's SGD, as the authors'.
+# per GPU on 8 GPUs, and gradient clipping at max_norm 35 as the authors added. The student's neck and head
+# start from the teacher's ("inheriting", the authors' init_student=True; the two FPNs and heads are built
+# alike). The FGD modules (context blocks) train under the student's SGD, as the authors'.
 _base_ = ['mmdet::retinanet/retinanet_r50_fpn_2x_coco.py', '../_base_/distill_runtime.py']
 
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/retinanet/retinanet_r101_fpn_2x_coco/retinanet_r101_fpn_2x_coco_20200131-5560aee8.pth'  # noqa: E501
@@ -18,6 +16,7 @@ model = dict(
     architecture=dict(cfg_path='mmdet::retinanet/retinanet_r50_fpn_2x_coco.py'),
     teacher=dict(cfg_path='mmdet::retinanet/retinanet_r101_fpn_2x_coco.py'),
     teacher_ckpt=teacher_ckpt,
+    inherit_from_teacher=['neck', 'bbox_head'],
     distiller=dict(
         type='ConfigurableDistiller',
         # The neck returns the tuple of levels P3-P7 once per step; data_idx picks one (P3 is 0). These are

@@ -3,11 +3,14 @@
 The teacher's lifecycle (outside the module tree, weights, inputs, precision, memory format) is
 ``FrozenTeacher``'s; how it runs in a step is the ``teacher_forward`` strategy's.
 """
+import warnings
+
 import torch
 from mmdet.models.utils import rename_loss_dict, reweight_loss_dict
 from mmengine.model import BaseModel, revert_sync_batchnorm
 
 from mmdistkd.registry import MODELS
+from ..recorders import find_submodule
 from .frozen_teacher import FrozenTeacher
 from .submodel import build_submodel
 from .teacher_forward import build_teacher_forward
@@ -32,7 +35,8 @@ class SingleTeacherDistill(BaseModel):
         calculate_student_loss (bool): add the student's own task losses.
         student_loss_weight (float): scales the student's task losses (``lambda`` of distillation in
             generations; the distillation losses carry their own ``loss_weight``).
-        teacher_forward (str): ``'tensor'``, ``'seg_decode_aux'`` or ``'roi_on_student_rois'`` (see
+        teacher_forward (str | dict): ``'tensor'``, ``'seg_decode_aux'`` or ``'roi_on_student_rois'``, or a
+            dict of that name (``type``) and its options, e.g. a cascade teacher's ``stage`` (see
             ``teacher_forward.py``).
         distiller (dict): ``ConfigurableDistiller`` config.
         data_preprocessor (dict, optional): used for the student when its own config has none (the Runner
@@ -42,12 +46,23 @@ class SingleTeacherDistill(BaseModel):
             keeps the ambient precision. Validation of the teacher is unaffected.
         teacher_channels_last (bool): keep the teacher's weights and inputs in channels-last memory format
             (faster convolutions on GPUs with tensor cores, especially with ``teacher_autocast``).
+        inherit_from_teacher (list[str] | None): student modules (names as in ``named_modules()``, e.g.
+            ``['neck', 'bbox_head']``) that start from the weights (parameters and buffers) of the teacher's
+            modules of the same names, "inheriting" as the FGD authors' ``init_student``. Copied at build, after
+            the teacher checkpoint loads, and again after ``init_weights`` (which the Runner calls before
+            training and which would re-initialise them); mmengine loads ``load_from`` or resumes after both,
+            so a loaded checkpoint wins. Each pair must match in names and shapes.
+
+    Optimizers: one ``optim_wrapper`` covers the student and the distiller's modules; with
+    ``constructor='mmdistkd.SeparateDistillerOptimWrapperConstructor'`` the distiller's modules get an optimizer
+    and schedule of their own and a trainable teacher goes with the student's (``docs/optimizers.md``). mmengine's
+    ``train_step`` steps either form.
     """
 
     def __init__(self, architecture, teacher, distiller, teacher_ckpt=None, teacher_trainable=False,
                  teacher_norm_eval=True, student_trainable=True, calculate_student_loss=True,
                  student_loss_weight=1.0, teacher_forward='tensor', data_preprocessor=None, init_cfg=None,
-                 teacher_autocast=None, teacher_channels_last=False):
+                 teacher_autocast=None, teacher_channels_last=False, inherit_from_teacher=None):
         forward_strategy = build_teacher_forward(teacher_forward)
         student = architecture if isinstance(architecture, torch.nn.Module) else \
             build_submodel(architecture, 'student', data_preprocessor)
@@ -62,15 +77,24 @@ class SingleTeacherDistill(BaseModel):
         self.frozen_teacher = FrozenTeacher(
             teacher_model, student.data_preprocessor, ckpt=teacher_ckpt, trainable=teacher_trainable,
             norm_eval=teacher_norm_eval, autocast=teacher_autocast, channels_last=teacher_channels_last)
+        self.inherit_from_teacher = list(inherit_from_teacher or [])
+        if self.inherit_from_teacher:
+            if teacher_ckpt is None:
+                warnings.warn(f'SingleTeacherDistill: inherit_from_teacher={self.inherit_from_teacher} copies a '
+                              'randomly initialised teacher, as teacher_ckpt is None. Set teacher_ckpt for real '
+                              'training.')
+            self._inherit()
         if teacher_trainable:
             # nn.Module.__setattr__ registers it as a submodule (the ``teacher`` property reads the same object).
             self.teacher = teacher_model
+            # Its checkpoint is its initialisation: the Runner's init_weights must not redo it.
+            teacher_model._is_init = teacher_ckpt is not None
         if not student_trainable:
             self.architecture.requires_grad_(False)
         self.calculate_student_loss = calculate_student_loss
         self.student_loss_weight = student_loss_weight
         self.teacher_forward = forward_strategy
-        forward_strategy.prepare(student)
+        forward_strategy.prepare(student, teacher_model)
 
         # Under an inherited default scope (e.g. 'mmdet') the distiller's types resolve in mmdistkd's scope.
         with MODELS.switch_scope_and_registry('mmdistkd') as registry:
@@ -88,6 +112,17 @@ class SingleTeacherDistill(BaseModel):
     @property
     def teacher(self):
         return self.frozen_teacher.module
+
+    # ------------------------------------------------------------------ inheriting
+    def init_weights(self):
+        super().init_weights()
+        # The student's init_cfg has just re-initialised the inherited modules.
+        self._inherit()
+
+    def _inherit(self):
+        for name in self.inherit_from_teacher:
+            copy_module_weights(find_submodule(self.teacher, name, 'teacher'),
+                                find_submodule(self.student, name, 'student'), name)
 
     # ------------------------------------------------------------------ the frozen teacher follows the model
     def _apply(self, fn, *args, **kwargs):
@@ -123,11 +158,13 @@ class SingleTeacherDistill(BaseModel):
         # freed before the student's pile up for backward (only its recorded outputs outlive it), so the
         # step's peak memory is that of the larger of the two rather than their sum (DeepLabV3 R101 -> R18
         # at 256x512 on CPU: 1.37x -> ~1.0x the student's own step).
+        # Without distillation losses (inheriting alone) nothing reads the teacher's outputs: it does not run.
+        teacher_runs = bool(self.distiller.distill_losses)
         teacher_first = not self.teacher_forward.runs_after_student
-        if teacher_first:
+        if teacher_runs and teacher_first:
             self.record_teacher(inputs, data_samples)
         student_losses = self.record_student(inputs, data_samples)
-        if not teacher_first:
+        if teacher_runs and not teacher_first:
             self.record_teacher(inputs, data_samples)
         losses = {}
         if self.calculate_student_loss:
@@ -150,3 +187,27 @@ class SingleTeacherDistill(BaseModel):
         ``teacher_forward`` strategy with its own state (a strategy that runs after the student uses what the
         student's last forward left it), run by the frozen teacher (its inputs, precision, memory format)."""
         self.frozen_teacher.run(self.teacher_forward, inputs, data_samples)
+
+
+def copy_module_weights(source, target, name):
+    """Copies the parameters and buffers of the teacher's module ``source`` into the student's ``target``
+    (both called ``name``); refuses modules whose names or shapes differ."""
+    source_state, target_state = source.state_dict(), target.state_dict()
+    missing = [key for key in target_state if key not in source_state]
+    unexpected = [key for key in source_state if key not in target_state]
+    mismatched = [key for key in target_state
+                  if key in source_state and source_state[key].shape != target_state[key].shape]
+    if missing or unexpected or mismatched:
+        problems = []
+        if mismatched:
+            key = mismatched[0]
+            problems.append(f'first mismatching parameter {name}.{key}: student {tuple(target_state[key].shape)}, '
+                            f'teacher {tuple(source_state[key].shape)}')
+        for label, keys in (('missing in the teacher', missing), ('unexpected (only in the teacher)', unexpected)):
+            if keys:
+                named = [f'{name}.{key}' for key in keys[:5]]
+                problems.append(f'{label}: {", ".join(named)}{", ..." if len(keys) > 5 else ""}')
+        raise ValueError(f'inherit_from_teacher: the student\'s and the teacher\'s {name!r} differ ('
+                         + '; '.join(problems) + f'). Inherit only modules built alike on both sides, or remove '
+                         f'{name!r} from inherit_from_teacher.')
+    target.load_state_dict(source_state)
