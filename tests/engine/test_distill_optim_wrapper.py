@@ -19,7 +19,7 @@ from mmpretrain.structures import DataSample
 
 import mmdistkd  # noqa: F401
 from conftest import REPO
-from mmdistkd.engine.optimizers import DistillOptimWrapperDict
+from mmdistkd.engine.optimizers import DistillOptimWrapperDict, optim_wrapper_cfg_for
 from mmdistkd.registry import MODELS
 
 NUM_CLASSES, NUM_IMAGES, BATCH_SIZE, SIZE = 4, 8, 4, 16
@@ -143,6 +143,14 @@ def test_config_errors_say_what_to_change():
                                      teacher=classifier(8), distiller=kd))
     with pytest.raises(ValueError, match='no trainable parameters'):
         build_optim_wrapper(kd_model, separate_optim_wrapper())
+
+
+def test_the_config_of_one_part_for_tools_that_optimize_it_alone():
+    separate = separate_optim_wrapper()
+    assert optim_wrapper_cfg_for(separate, 'architecture') == separate['architecture']
+    assert optim_wrapper_cfg_for(separate, 'distiller') == separate['distiller']
+    single = dict(optimizer=dict(type='SGD', lr=SGD_LR))
+    assert optim_wrapper_cfg_for(single, 'distiller') == single
 
 
 # ---------------------------------------------------------------------- one step, against the update rules

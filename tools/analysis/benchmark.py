@@ -76,6 +76,7 @@ import mmdistkd  # noqa: F401  (registers mmdistkd's modules and mmdistkd:: conf
 from mmdistkd.analysis.configs import is_distill_config
 from mmdistkd.analysis.synthetic import fit_preprocessor_to_size, num_classes_of, synthetic_batch
 from mmdistkd.analysis.tables import markdown_table
+from mmdistkd.engine.optimizers import optim_wrapper_cfg_for
 from mmdistkd.registry import MODELS
 from mmdistkd.utils.tasks import task_of
 
@@ -255,11 +256,12 @@ class Phases:
     def __init__(self, model, optim_wrapper_cfg, data, reference_teacher=False):
         self.model = model
         self.data = data
-        self.student_optim = build_optim_wrapper(model.student, copy.deepcopy(optim_wrapper_cfg))
+        self.student_optim = build_optim_wrapper(model.student,
+                                                 optim_wrapper_cfg_for(optim_wrapper_cfg, 'architecture'))
         self.distill_optim = build_optim_wrapper(model, copy.deepcopy(optim_wrapper_cfg))
         distiller = model.distiller
         self.has_trainable_modules = any(p.requires_grad for p in distiller.parameters())
-        self.distiller_optim = build_optim_wrapper(distiller, copy.deepcopy(optim_wrapper_cfg)) \
+        self.distiller_optim = build_optim_wrapper(distiller, optim_wrapper_cfg_for(optim_wrapper_cfg, 'distiller')) \
             if self.has_trainable_modules else None
         self.student_output, self.records = self._record_once()
         self.phases = dict(student=self.student_step, teacher=self.teacher_forward, distill=self.distill_step,

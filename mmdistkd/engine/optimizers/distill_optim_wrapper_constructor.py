@@ -70,3 +70,13 @@ def check_disjoint(parts):
         if id(param) in outside:
             raise ValueError(f'{name} is also {outside[id(param)]}: with its own optimizer the distiller must not '
                              "hold the student's (or a trainable teacher's) parameters, or both optimizers step them")
+
+
+def optim_wrapper_cfg_for(optim_wrapper_cfg, entry):
+    """The optimizer wrapper config that trains the part ``entry`` (``'architecture'`` or ``'distiller'``)
+    under ``optim_wrapper_cfg``: its own entry in this constructor's form, else the whole (single) config.
+    For tools that build an optimizer over one part alone (tools/analysis/benchmark.py)."""
+    if entry not in ENTRIES:
+        raise ValueError(f'entry must be one of {ENTRIES}, got {entry!r}')
+    separate = 'optimizer' not in optim_wrapper_cfg and set(ENTRIES) <= set(optim_wrapper_cfg)
+    return copy.deepcopy(optim_wrapper_cfg[entry] if separate else optim_wrapper_cfg)
