@@ -84,7 +84,7 @@ def test_resume_continues_at_the_saved_iteration(demo_data, tmp_path):
     # buf = mu * buf + grad + wd * w, then w = w - lr * buf, at the learning rate the scheduler set after the
     # saved iteration. So every parameter must be the saved one minus lr times the resumed momentum buffer,
     # and that buffer minus mu times the saved one must be one gradient (plus decay), not zero.
-    optimizer = saved['optim_wrapper']['optimizer']
+    optimizer = saved['optimizer']
     [group] = optimizer['param_groups']
     cfg = Config.fromfile(osp.join(REPO, config))
     assert cfg.optim_wrapper.optimizer.type == 'SGD' and not cfg.optim_wrapper.optimizer.get('nesterov')
@@ -93,7 +93,7 @@ def test_resume_continues_at_the_saved_iteration(demo_data, tmp_path):
         names = [name for name, _ in MODELS.build(cfg.model).named_parameters()]  # the optimizer's order
     assert group['params'] == list(range(len(names)))
     saved_buffers = optimizer['state']
-    resumed_buffers = resumed['optim_wrapper']['optimizer']['state']
+    resumed_buffers = resumed['optimizer']['state']
     assert saved_buffers.keys() == resumed_buffers.keys() == set(range(len(names)))
     gradients = []
     for index, name in enumerate(names):
