@@ -4,9 +4,29 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_DATA = osp.join(REPO, 'data', 'demo')
+
+
+class TinyImages(torch.utils.data.Dataset):
+    """``num_images`` fixed random uint8 images of ``size x size`` with labels ``index % num_classes``, in the
+    form mmpretrain's data preprocessor takes: for tests that train a classifier in a real Runner."""
+
+    def __init__(self, num_images, size, num_classes):
+        from mmpretrain.structures import DataSample  # imports mmpretrain: only when needed
+        generator = torch.Generator().manual_seed(0)
+        self.metainfo = dict(classes=tuple(str(i) for i in range(num_classes)))
+        self.items = [dict(inputs=torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=generator),
+                           data_samples=DataSample().set_gt_label(index % num_classes))
+                      for index in range(num_images)]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        return self.items[index]
 
 
 def run_tool(args, timeout=600, env=None):

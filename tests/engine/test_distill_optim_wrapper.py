@@ -18,7 +18,7 @@ from mmengine.runner import Runner
 from mmpretrain.structures import DataSample
 
 import mmdistkd  # noqa: F401
-from conftest import REPO
+from conftest import REPO, TinyImages
 from mmdistkd.engine.optimizers import DistillOptimWrapperDict, optim_wrapper_cfg_for
 from mmdistkd.registry import MODELS
 
@@ -304,21 +304,6 @@ def test_train_tool_amp_flag_sets_every_wrapper_of_the_dict_form():
 
 
 # ---------------------------------------------------------------------- in a real Runner
-class TinyImages(torch.utils.data.Dataset):
-    metainfo = dict(classes=tuple(str(i) for i in range(NUM_CLASSES)))
-
-    def __init__(self):
-        generator = torch.Generator().manual_seed(0)
-        self.images = [torch.randint(0, 256, (3, SIZE, SIZE), dtype=torch.uint8, generator=generator)
-                       for _ in range(NUM_IMAGES)]
-
-    def __len__(self):
-        return NUM_IMAGES
-
-    def __getitem__(self, index):
-        return dict(inputs=self.images[index], data_samples=DataSample().set_gt_label(index % NUM_CLASSES))
-
-
 class OutputsLog(Hook):
     """The loss of each training iteration and the dtype of the student backbone's output in it."""
 
@@ -379,8 +364,9 @@ SCHEDULES = dict(
 def run(work_dir, max_iters, optim_wrapper, param_scheduler=None, name='run', resume_from=None, hooks=()):
     runner = Runner(
         model=build_model(), work_dir=str(work_dir), experiment_name=name, default_scope='mmpretrain',
-        train_dataloader=dict(dataset=TinyImages(), sampler=dict(type='DefaultSampler', shuffle=False),
-                              batch_size=BATCH_SIZE, collate_fn=pseudo_collate, num_workers=0),
+        train_dataloader=dict(dataset=TinyImages(NUM_IMAGES, SIZE, NUM_CLASSES),
+                              sampler=dict(type='DefaultSampler', shuffle=False), batch_size=BATCH_SIZE,
+                              collate_fn=pseudo_collate, num_workers=0),
         train_cfg=dict(by_epoch=False, max_iters=max_iters), optim_wrapper=optim_wrapper,
         param_scheduler=param_scheduler, randomness=dict(seed=0),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
@@ -416,7 +402,7 @@ def test_kill_and_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path)
 
     exported = torch.load(tmp_path / 'whole' / 'student_final.pth', map_location='cpu', weights_only=True)
     assert set(exported['state_dict']) == {k[len('architecture.'):] for k in whole.model.state_dict()
-                                          if k.startswith('architecture.')}
+                                           if k.startswith('architecture.')}
 
 
 def test_amp_training_in_a_runner_on_cpu(monkeypatch, tmp_path):

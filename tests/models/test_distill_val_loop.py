@@ -10,9 +10,9 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from mmengine.structures import BaseDataElement
 from mmpretrain.models import ImageClassifier
-from mmpretrain.structures import DataSample
 
 from mmdistkd.models.algorithms import SingleTeacherDistill
+from conftest import TinyImages
 from test_single_teacher_distill import NUM_CLASSES, classifier, kd_distiller
 
 NUM_IMAGES, BATCH_SIZE, SIZE = 8, 4, 16
@@ -27,21 +27,6 @@ class ClassifierReportingValLoss(ImageClassifier):
         scores = torch.stack([sample.pred_score for sample in predictions])
         labels = torch.cat([sample.gt_label for sample in predictions])
         return predictions + [BaseDataElement(loss=dict(loss_val=F.nll_loss(scores.log(), labels)))]
-
-
-class TinyImages(torch.utils.data.Dataset):
-    metainfo = dict(classes=tuple(str(i) for i in range(NUM_CLASSES)))
-
-    def __init__(self):
-        generator = torch.Generator().manual_seed(0)
-        self.images = [torch.randint(0, 256, (3, SIZE, SIZE), dtype=torch.uint8, generator=generator)
-                       for _ in range(NUM_IMAGES)]
-
-    def __len__(self):
-        return NUM_IMAGES
-
-    def __getitem__(self, index):
-        return dict(inputs=self.images[index], data_samples=DataSample().set_gt_label(index % NUM_CLASSES))
 
 
 class MetricsLog(Hook):
@@ -76,7 +61,8 @@ def train_with_validation(tmp_path, evaluate_teacher):
     teacher_val_steps = []
     teacher_val_step = model.teacher.val_step
     model.teacher.val_step = lambda data_batch: teacher_val_steps.append(1) or teacher_val_step(data_batch)
-    loader = torch.utils.data.DataLoader(TinyImages(), batch_size=BATCH_SIZE, collate_fn=pseudo_collate)
+    loader = torch.utils.data.DataLoader(TinyImages(NUM_IMAGES, SIZE, NUM_CLASSES), batch_size=BATCH_SIZE,
+                                         collate_fn=pseudo_collate)
     log = MetricsLog()
     runner = Runner(
         model=model, work_dir=str(tmp_path), default_scope='mmpretrain',
