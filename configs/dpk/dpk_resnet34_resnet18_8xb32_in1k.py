@@ -1,13 +1,24 @@
-# DPK (Qiu et al., ICLR 2023) on ImageNet: ResNet-34 teacher (73.31) -> ResNet-18, mmpretrain's 8x32 recipe.
+# DPK (Qiu et al., ICLR 2023) on ImageNet: ResNet-34 teacher (mmpretrain's, 73.62) -> ResNet-18, on mmpretrain's
+# 8 x 32 student recipe (SGD lr 0.1, 100 epochs, x0.1 at 30 / 60 / 90).
 # The authors' loss: 0.8 CE + 0.8 KD (tau 1) + 0.2 * MSE of each generated feature, on the last two stages
-# (layer3: 256 x 14 x 14, layer4: 512 x 7 x 7 on both sides; patch 1, so 196 and 49 tokens), with the
-# authors' module sizes (6 encoder blocks per side, 4 decoder blocks, 8 heads, tokens as wide as the stage).
-# The prior ratio of each stage is logged as dpk_pi.layer3 / dpk_pi.layer4 (tools/analysis/plot_dpk_ratio.py).
-_base_ = ['mmpretrain::resnet/resnet18_8xb32_in1k.py', '../_base_/distill_runtime.py']
+# (layer3: 256 x 14 x 14, layer4: 512 x 7 x 7 on both sides; patch 1, so 196 and 49 tokens).
+# The authors' modules for this pair (zongdaoming/dpk, classification/modeling_pretrain.py: resnet34_18_2 on
+# layer3, resnet34_18_1 on layer4): encoders as wide as the stage (256, 512), 6 blocks; decoder as wide as the
+# encoders, 4 blocks; 8 heads. pi by the authors' ImageNet rule over the 32 images of a GPU (pi_from=
+# 'authors_imagenet': unbiased batch CKA, fallback 0.8, floor 0.1), at least 4 teacher tokens, logged as
+# dpk_pi.layer3 / dpk_pi.layer4 (tools/analysis/plot_dpk_ratio.py).
+# The DPK modules train on their own AdamW (configs/_base_/recipes/dpk_modules_adamw.py), the student on its SGD.
+# Not the authors': their student starts from torchvision's trained ResNet-18 and steps its SGD by StepLR(25, 0.5);
+# this config trains the student from scratch on mmpretrain's recipe (docs/dpk.md).
+_base_ = [
+    'mmpretrain::resnet/resnet18_8xb32_in1k.py', '../_base_/distill_runtime.py',
+    '../_base_/recipes/dpk_modules_adamw.py'
+]
 
 teacher_ckpt = 'https://download.openmmlab.com/mmclassification/v0/resnet/resnet34_8xb32_in1k_20210831-f257d4e6.pth'  # noqa: E501
-# What both stages' DPK modules share: the authors' module sizes and loss weight.
-dpk_shared = dict(type='DPKLoss', patch_size=1, encoder_depth=6, decoder_depth=4, num_heads=8, loss_weight=0.2)
+# What both stages' DPK modules share: depths, heads, the ratio rule and the loss weight.
+dpk_shared = dict(type='DPKLoss', patch_size=1, encoder_depth=6, num_heads=8, decoder_depth=4,
+                  pi_from='authors_imagenet', min_tokens=4, loss_weight=0.2)
 model = dict(
     _delete_=True,
     type='mmdistkd.SingleTeacherDistill',
@@ -25,10 +36,10 @@ model = dict(
                                layer4=dict(type='ModuleOutputs', source='backbone.layer4')),
         distill_losses=dict(
             loss_kd=dict(type='KLDivergence', tau=1.0, loss_weight=0.8),
-            loss_dpk_layer3=dict(student_channels=256, teacher_channels=256, embed_dims=256, stage='layer3',
-                                 **dpk_shared),
-            loss_dpk_layer4=dict(student_channels=512, teacher_channels=512, embed_dims=512, stage='layer4',
-                                 **dpk_shared)),
+            loss_dpk_layer3=dict(student_channels=256, teacher_channels=256, embed_dims=256, decoder_dims=256,
+                                 stage='layer3', **dpk_shared),
+            loss_dpk_layer4=dict(student_channels=512, teacher_channels=512, embed_dims=512, decoder_dims=512,
+                                 stage='layer4', **dpk_shared)),
         loss_forward_mappings=dict(
             loss_kd=dict(preds_S=dict(from_student=True, recorder='logits'),
                          preds_T=dict(from_student=False, recorder='logits')),
@@ -38,8 +49,12 @@ model = dict(
                                  preds_T=dict(from_student=False, recorder='layer4')))))
 val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
 
-# The authors trained the DPK modules with their own AdamW (lr 1e-4). mmengine builds one optimizer per model
-# (AdamW for them next to the student's SGD would need a custom optimizer constructor and a second optimizer),
-# so they share the student's SGD (momentum 0.9, its schedule) in a parameter group of their own. Every DPK
-# config puts them at SGD lr 0.01 whatever the student's rate, so the transformers train alike in every task.
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'distiller': dict(lr_mult=0.1)}))  # 0.1 x 0.1
+optim_wrapper = dict(
+    _delete_=True,
+    constructor='mmdistkd.SeparateDistillerOptimWrapperConstructor',
+    architecture=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4)),
+    distiller=_base_.dpk_modules_optim_wrapper)
+param_scheduler = dict(
+    _delete_=True,
+    architecture=[dict(type='MultiStepLR', by_epoch=True, milestones=[30, 60, 90], gamma=0.1)],
+    distiller=[_base_.dpk_modules_warmup, dict(**_base_.dpk_modules_cosine, end=100)])

@@ -1,9 +1,9 @@
-"""DPK configs beyond the smoke test of every method config (tests/configs/test_method_configs.py): the DPK
-modules are trained with the student (gradients, optimizer, their own learning rate), are left out of the
-exported student, and need no ``find_unused_parameters`` under DDP; the ratio ``pi`` reaches the run's
+"""DPK configs beyond the smoke test of every method config (tests/configs/test_method_configs.py): each is set
+to the authors' recipe for its pair (module sizes, prior-ratio rule, the DPK modules' optimizer; in detection
+DPK into FGD, plain FGD, inheriting), the DPK modules are trained (gradients, their optimizer), are left out of
+the exported student, and need no ``find_unused_parameters`` under DDP; the ratio ``pi`` reaches the run's
 ``scalars.json`` and tools/analysis/plot_dpk_ratio.py draws it."""
 import glob
-import math
 import os.path as osp
 
 import pytest
@@ -16,48 +16,157 @@ import mmdistkd  # noqa: F401
 from conftest import REPO, run_tool
 from mmdistkd.analysis.run_logs import scalar_records
 from mmdistkd.analysis.synthetic import synthetic_batch
-from mmdistkd.models.losses import DPKLoss
+from mmdistkd.models.losses import DPKLoss, FGDLoss
 from mmdistkd.registry import MODELS
 from mmdistkd.utils.student import student_state_dict
 
 DEMO_CLS = 'configs/demo/dpk_resnet34_resnet18_demo_cls.py'
 DPK_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'dpk', '*.py')) +
                      glob.glob(osp.join(REPO, 'configs', 'demo', 'dpk_*.py')))
-# The learning rate every DPK config gives the DPK modules (SGD; see configs/dpk/dpk_resnet34_resnet18_8xb32_in1k.py).
-DPK_LR = 0.01
+DETECTION = [c for c in DPK_CONFIGS if 'retinanet' in c or 'faster-rcnn' in c]
+OWN_ADAMW = [c for c in DPK_CONFIGS if c not in DETECTION]
+# The prior-ratio rule of each config: the authors' where their batch estimator is defined (classification at
+# 16 to 64 images per GPU), ours (token CKA) at 2 images per GPU (detection, segmentation).
+PI_FROM = {'in1k': 'authors_imagenet', 'cifar100': 'authors_cifar', 'demo_cls': 'authors_imagenet',
+           'coco': 'tokens', 'demo_det': 'tokens', 'cityscapes': 'tokens', 'demo_seg': 'tokens'}
+# The authors' modules (zongdaoming/dpk @7f66025, classification/modeling_pretrain.py and
+# detection/configs/distillers/dpk/dpk_*_cfg.py): per loss, (patch, encoder width, encoder depth, encoder heads,
+# decoder width, decoder depth, decoder heads).
+AUTHORS_MODULES = {
+    'dpk_resnet34_resnet18_8xb32_in1k': dict(loss_dpk_layer3=(1, 256, 6, 8, 256, 4, 8),
+                                             loss_dpk_layer4=(1, 512, 6, 8, 512, 4, 8)),
+    'dpk-dist_resnet34_resnet18_8xb32_in1k': dict(loss_dpk_layer3=(1, 256, 6, 8, 256, 4, 8),
+                                                  loss_dpk_layer4=(1, 512, 6, 8, 512, 4, 8)),
+    'dpk_resnet50_resnet18_8xb32_in1k': dict(loss_dpk_layer3=(2, 512, 4, 8, 1024, 4, 16),
+                                             loss_dpk_layer4=(1, 640, 6, 8, 1024, 4, 8)),
+    'dpk_retinanet_r101_r50_coco': dict(loss_dpk_p4=(4, 512, 4, 8, 1024, 4, 8), loss_dpk_p5=(2, 256, 4, 8, 512, 4, 8),
+                                        loss_dpk_p6=(1, 256, 4, 8, 256, 4, 8), loss_dpk_p7=(1, 256, 4, 8, 256, 4, 8)),
+    'dpk_faster-rcnn_r101_r50_coco': dict(loss_dpk_p4=(4, 512, 4, 8, 1024, 4, 8),
+                                          loss_dpk_p5=(2, 256, 4, 8, 512, 4, 8)),
+    'dpk_resnet110_resnet20_1xb64_cifar100': dict(loss_dpk_last=(1, 64, 6, 8, 128, 4, 8),
+                                                  loss_dpk_before_last=(1, 64, 6, 8, 128, 4, 8)),
+    'dpk_resnet110_resnet32_1xb64_cifar100': dict(loss_dpk_last=(1, 128, 6, 8, 128, 4, 8),
+                                                  loss_dpk_before_last=(1, 64, 6, 8, 64, 6, 8)),
+    'dpk_wrn-40-2_wrn-40-1_1xb64_cifar100': dict(loss_dpk_last=(1, 80, 6, 8, 128, 4, 8),
+                                                 loss_dpk_before_last=(1, 64, 6, 4, 80, 4, 4)),
+    'dpk_wrn-40-2_wrn-16-2_1xb64_cifar100': dict(loss_dpk_last=(1, 256, 6, 8, 256, 4, 8),
+                                                 loss_dpk_before_last=(1, 128, 6, 8, 128, 4, 8)),
+    'dpk_vgg13_vgg8_1xb64_cifar100': dict(loss_dpk_last=(1, 320, 6, 8, 512, 4, 8),
+                                          loss_dpk_before_last=(1, 160, 6, 8, 256, 6, 8)),
+    'dpk_wrn-40-2_shufflenet-v1_1xb64_cifar100': dict(loss_dpk_last=(1, 320, 6, 8, 128, 4, 8),
+                                                      loss_dpk_before_last=(1, 256, 6, 8, 128, 4, 8)),
+    'dpk_resnet32x4_shufflenet-v1_1xb64_cifar100': dict(loss_dpk_last=(1, 512, 6, 8, 256, 4, 8),
+                                                        loss_dpk_before_last=(1, 256, 6, 8, 128, 4, 8)),
+    'dpk_vgg13_mobilenet-v2_1xb64_cifar100': dict(loss_dpk_last=(1, 320, 6, 8, 512, 4, 8),
+                                                  loss_dpk_before_last=(1, 128, 6, 4, 256, 4, 4)),
+}
+# The authors' FGD weights per detection pair (temp, alpha, beta, gamma, lambda).
+AUTHORS_FGD = {'retinanet_r101_r50': (0.5, 2e-3, 2e-4, 3e-4, 5e-6),
+               'faster-rcnn_r101_r50': (0.5, 5e-5, 2.5e-5, 5e-5, 5e-7),
+               'retinanet_r34_r18_demo': (0.5, 2e-3, 2e-4, 3e-4, 5e-6)}
+
+
+def config_id(config):
+    return osp.splitext(osp.basename(config))[0]
+
+
+def build(cfg):
+    """The config's model without its teacher checkpoint (no downloads in tests)."""
+    cfg.model.teacher_ckpt = None
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmengine')):
+        return MODELS.build(cfg.model)
+
+
+def dpk_losses(cfg):
+    return {name: loss for name, loss in cfg.model.distiller.distill_losses.items() if loss.type.endswith('DPKLoss')}
+
+
+def fgd_of(loss_cfg):
+    return (loss_cfg.temp, loss_cfg.alpha_fgd, loss_cfg.beta_fgd, loss_cfg.gamma_fgd, loss_cfg.lambda_fgd)
 
 
 def param_ids(params):
     return {id(p) for p in params}
 
 
-@pytest.mark.parametrize('config', DPK_CONFIGS, ids=[osp.basename(c) for c in DPK_CONFIGS])
-def test_every_config_gives_the_dpk_modules_their_learning_rate(config):
-    optim_wrapper = Config.fromfile(config).optim_wrapper
-    lr_mult = optim_wrapper.paramwise_cfg.custom_keys['distiller']['lr_mult']
-    assert optim_wrapper.optimizer.type == 'SGD' and math.isclose(optim_wrapper.optimizer.lr * lr_mult, DPK_LR)
+def test_the_authors_module_sizes():
+    built = {}
+    for config in DPK_CONFIGS:
+        if config_id(config) not in AUTHORS_MODULES:
+            continue
+        model = build(Config.fromfile(config)).distiller.distill_losses
+        built[config_id(config)] = {
+            name: (loss.patch_size, loss.embed_dims, len(loss.student_encoder.blocks),
+                   loss.student_encoder.blocks[0].attn.num_heads, loss.decoder_dims, len(loss.decoder.blocks),
+                   loss.decoder.blocks[0].attn.num_heads)
+            for name, loss in model.items() if isinstance(loss, DPKLoss)}
+    assert built == AUTHORS_MODULES
 
 
-def test_dpk_modules_train_with_the_student_and_stay_out_of_its_export():
+@pytest.mark.parametrize('config', DPK_CONFIGS, ids=[config_id(c) for c in DPK_CONFIGS])
+def test_pi_rule_of_every_config(config):
+    cfg = Config.fromfile(config)
+    setting = next(key for key in PI_FROM if key in config_id(config))
+    assert {loss.get('pi_from', 'tokens') for loss in dpk_losses(cfg).values()} == {PI_FROM[setting]}
+    if PI_FROM[setting] != 'tokens':
+        assert cfg.train_dataloader.batch_size >= 4, 'the authors\' batch CKA needs at least 4 images per GPU'
+
+
+@pytest.mark.parametrize('config', OWN_ADAMW, ids=[config_id(c) for c in OWN_ADAMW])
+def test_dpk_modules_have_the_authors_adamw_and_schedule(config):
+    cfg = Config.fromfile(config)
+    assert cfg.optim_wrapper.constructor == 'mmdistkd.SeparateDistillerOptimWrapperConstructor'
+    distiller = cfg.optim_wrapper.distiller
+    assert distiller.optimizer == dict(type='AdamW', lr=1e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=1e-4)
+    assert distiller.paramwise_cfg == dict(norm_decay_mult=0.0, bias_decay_mult=0.0)
+    assert cfg.optim_wrapper.architecture.optimizer.type == 'SGD'
+    warmup, cosine = cfg.param_scheduler.distiller
+    assert (warmup.type, warmup.start_factor, warmup.begin) == ('LinearLR', 0.01, 0)
+    assert (cosine.type, cosine.eta_min, cosine.begin) == ('CosineAnnealingLR', 1e-5, warmup.end)
+    end = cfg.train_cfg.get('max_epochs') if cosine.by_epoch else cfg.train_cfg.get('max_iters')
+    assert cosine.end == end and warmup.by_epoch == cosine.by_epoch
+    assert cfg.param_scheduler.architecture
+
+
+@pytest.mark.parametrize('config', DETECTION, ids=[config_id(c) for c in DETECTION])
+def test_detection_feeds_dpk_into_fgd_inherits_and_shares_the_detectors_sgd(config):
+    cfg = Config.fromfile(config)
+    losses = cfg.model.distiller.distill_losses
+    dpk = dpk_losses(cfg)
+    plain_fgd = {name: loss for name, loss in losses.items() if loss.type.endswith('FGDLoss')}
+    assert dpk and plain_fgd and set(losses) == set(dpk) | set(plain_fgd)
+    pair = next(key for key in AUTHORS_FGD if key in config_id(config))
+    assert all(fgd_of(loss.feature_loss) == AUTHORS_FGD[pair] for loss in dpk.values())
+    assert all(fgd_of(loss) == AUTHORS_FGD[pair] for loss in plain_fgd.values())
+    assert cfg.model.inherit_from_teacher
+    # One optimizer for the student, DPK and FGD modules, as the authors (no learning-rate key of their own).
+    assert 'constructor' not in cfg.optim_wrapper and 'paramwise_cfg' not in cfg.optim_wrapper
+    assert cfg.optim_wrapper.optimizer.type == 'SGD' and cfg.optim_wrapper.clip_grad.max_norm == 35
+
+    model = build(cfg)
+    for loss in model.distiller.distill_losses.values():
+        assert isinstance(loss.feature_loss if isinstance(loss, DPKLoss) else loss, FGDLoss)
+
+
+def test_dpk_modules_train_on_their_own_optimizer_and_stay_out_of_the_export():
     cfg = Config.fromfile(osp.join(REPO, DEMO_CLS))
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmengine')):
-        model = MODELS.build(cfg.model)
+    model = build(cfg)
     model.train()
     dpk_params = list(model.distiller.parameters())
     assert dpk_params, 'the DPK modules are parameters of the distiller'
 
-    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    groups = optim_wrapper.optimizer.param_groups
-    optimised = param_ids(p for group in groups for p in group['params'])
-    assert param_ids(dpk_params) <= optimised and param_ids(model.student.parameters()) <= optimised
-    dpk_ids = param_ids(dpk_params)
-    assert all(math.isclose(group['lr'], DPK_LR) for group in groups if param_ids(group['params']) & dpk_ids)
-    assert all(group['lr'] == cfg.optim_wrapper.optimizer.lr for group in groups
-               if not param_ids(group['params']) & dpk_ids)
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmengine')):
+        optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+
+    def wrapper_params(entry):
+        return [p for group in optim_wrapper[entry].optimizer.param_groups for p in group['params']]
+    assert param_ids(wrapper_params('distiller')) == param_ids(dpk_params)
+    assert param_ids(wrapper_params('architecture')) == param_ids(model.student.parameters())
+    assert type(optim_wrapper['distiller'].optimizer).__name__ == 'AdamW'
 
     ratio_keys = {loss.ratio_key for loss in model.distiller.distill_losses.values() if isinstance(loss, DPKLoss)}
     assert ratio_keys == {'dpk_pi.layer3', 'dpk_pi.layer4'}
-    batch = synthetic_batch('cls', 2, 32, 32, 10)
+    batch = synthetic_batch('cls', 8, 32, 32, 10)
     total, log_vars = model.parse_losses(model.loss(**model.data_preprocessor(batch, True)))
     assert torch.isfinite(total) and all(0 < log_vars[key] < 1 for key in ratio_keys)
     before = [p.detach().clone() for p in dpk_params]

@@ -10,29 +10,53 @@ Pipeline for ``Fs (B, Cs, h, w)`` and ``Ft (B, Ct, H, W)``:
 1. ``Fs`` is resized bilinearly to ``H x W`` if needed. If ``H`` or ``W`` is not a multiple of the
    patch size, both maps are zero-padded at the bottom / right to the next multiple and the generated
    map is cropped back, so the loss only covers real positions.
-2. ``pi`` (no gradient): linear CKA over spatial positions (see :mod:`.cka` for why not over images),
-   clipped to ``pi_range``; a non-finite CKA falls back to the middle of the range, with one warning.
+2. ``pi`` (no gradient) by the rule ``pi_from`` (below).
 3. ``n = clamp(floor(pi * N), min_tokens, N - 1)`` of the ``N`` tokens are drawn per image as prior.
    The cap at ``N - 1`` keeps at least one student token, the floor of ``min_tokens >= 1`` at least
    one teacher token: both sides' embeddings and encoders then get a gradient every step, which DDP
    without ``find_unused_parameters`` requires (and a hybrid with no student token would not train
    the student at all). A map of a single token cannot hold both and is rejected.
-4. Patch embedding per side (conv, kernel = stride = patch size), then a transformer encoder per side
-   over the tokens that side contributes (the teacher encoder sees only the ``n`` prior tokens, so
-   ``pi`` bounds how much of the teacher enters), with fixed 2-D sin-cos position embeddings.
-5. The encoded tokens are put back at their positions (no learnable mask token), projected by a
-   shared linear layer, decoded by a transformer over all ``N`` tokens, and a linear head predicts
+4. Patch embedding per side (conv, kernel = stride = patch size) to ``embed_dims``, then a transformer
+   encoder per side over the tokens that side contributes (the teacher encoder sees only the ``n`` prior
+   tokens, so ``pi`` bounds how much of the teacher enters), with fixed 2-D sin-cos position embeddings
+   (the authors': a 1-D table over the token index).
+5. The encoded tokens are put back at their positions (no learnable mask token), projected to
+   ``decoder_dims`` by one bias-free linear layer shared by both sides (the authors'
+   ``encoder_to_decoder``), decoded by a transformer over all ``N`` tokens, and a linear head predicts
    ``Ct * p * p`` values per token, folded back to ``F_hat (B, Ct, H, W)``.
-6. ``loss = loss_weight * MSE(F_hat, Ft)`` with the teacher detached.
+6. ``loss = loss_weight * feature_loss(F_hat, Ft)`` with the teacher detached: MSE (the authors'
+   classification loss), L1, or any registered loss given as a config, e.g. ``FGDLoss`` for detection as
+   the authors did. Such a loss gets the batch's data samples (ground truth) when it declares
+   ``takes_data_samples``; DPKLoss itself always accepts them and passes them on only then.
 
-Settings:
+The prior ratio, ``pi_from``:
 
-- Authors' reproduction (ImageNet R34 -> R18): ``encoder_depth=6, decoder_depth=4, num_heads=8,
-  embed_dims=None`` (= teacher stage channels), ``mlp_ratio=4``, ``pi_range=(0.1, 0.85)``; weight 0.2
-  per stage next to ``0.8 CE + 0.8 KD``.
-- Light (detection at 2 images per GPU, quick runs): ``encoder_depth=1, decoder_depth=1,
-  embed_dims=128, num_heads=4``.
+- ``'tokens'`` (ours): linear CKA with the spatial positions of all images as samples (see :mod:`.cka`),
+  ``pi = 1 - CKA`` clipped to ``pi_range``; the middle of the range while CKA is not finite.
+- ``'authors_imagenet'``: the authors' unbiased batch CKA (images as samples); NaN, CKA <= 0.1 or CKA >= 1
+  give 0.8, else ``max(1 - CKA, 0.1)``.
+- ``'authors_cifar'``: ``CKA = (|HSIC(K,L)| + 1e-5) / (sqrt(HSIC(K,K) + 1e-5) sqrt(HSIC(L,L) + 1e-5))``;
+  NaN, <= 0.1 or >= 1 give 0.9, else ``max(1 - CKA, 0.15)``.
+- ``'authors_detection'``: ``pi = 1 - (|HSIC(K,L)| + 1e-5) / sqrt((|HSIC(K,K)| + 1e-5)(|HSIC(L,L)| + 1e-5))``;
+  NaN gives 0.5, ``pi >= 1`` 0.85, ``pi <= 0`` 0.15.
+
+A non-finite CKA is warned about once per module (the authors' code fell back silently).
+
+Why detection and segmentation keep ``'tokens'``: the unbiased batch estimator is undefined below 4 images,
+and detection and segmentation train at 2 images per GPU. Measured (docs/experiments/dpk_batch_cka.py, the
+demo RetinaNets' FPN levels P3-P7 on demo images, 20 batches per size): at 2 images the batch CKA is NaN in
+every batch at every level, so the authors' detection rule gives ``pi = 0.5`` on every step, for matched
+and for mismatched student / teacher pairs alike: ``pi`` does not move at all (the authors' own COCO runs
+trained so). The token estimator gives a ratio that follows the pair at 2 images (numbers in docs/dpk.md).
+Classification configs with at least 4 images per GPU (ImageNet 32, CIFAR-100 64, the demo 16) use the
+authors' rule of their task.
+
+Settings (the authors' module sizes per pair are in the configs and docs/dpk.md):
+
+- ``embed_dims`` is the token width of both encoders (one value, as the authors': their projection to
+  the decoder is shared by both sides), ``decoder_dims`` the decoder's; depths and heads likewise apart.
 - Depth 0 is allowed: that encoder or decoder is the identity.
+- ``configs/_base_/dpk_light.py``: one block each, 128-wide tokens, 4 heads, for quick runs.
 """
 import logging
 import math
@@ -45,7 +69,7 @@ from torch import nn
 from mmdistkd.registry import MODELS
 
 from .base import DistillLoss
-from .cka import batch_unbiased_cka, token_linear_cka
+from .cka import token_linear_cka, unbiased_hsic_terms
 
 
 def sincos_pos_embed_2d(grid_h, grid_w, dims, device):
@@ -119,6 +143,42 @@ def _take_tokens(tokens, ids):
     return tokens.gather(1, ids[..., None].expand(-1, -1, tokens.shape[-1]))
 
 
+def authors_imagenet_ratio(feat_s, feat_t):
+    """The DPK authors' ImageNet rule: ``(pi, CKA)`` with the unbiased batch CKA; NaN, CKA <= 0.1 or
+    CKA >= 1 give pi = 0.8, else ``max(1 - CKA, 0.1)``."""
+    hsic_st, hsic_ss, hsic_tt = unbiased_hsic_terms(feat_s, feat_t)
+    cka = float(hsic_st / (hsic_ss.sqrt() * hsic_tt.sqrt()))
+    return (0.8 if not math.isfinite(cka) or cka <= 0.1 or cka >= 1 else max(1 - cka, 0.1)), cka
+
+
+def authors_cifar_ratio(feat_s, feat_t):
+    """The DPK authors' CIFAR rule: ``(pi, CKA)`` with ``CKA = (|HSIC(K,L)| + 1e-5) / (sqrt(HSIC(K,K) + 1e-5)
+    sqrt(HSIC(L,L) + 1e-5))``; NaN, CKA <= 0.1 or CKA >= 1 give pi = 0.9, else ``max(1 - CKA, 0.15)``."""
+    hsic_st, hsic_ss, hsic_tt = unbiased_hsic_terms(feat_s, feat_t)
+    cka = float((hsic_st.abs() + 1e-5) / ((hsic_ss + 1e-5).sqrt() * (hsic_tt + 1e-5).sqrt()))
+    return (0.9 if not math.isfinite(cka) or cka <= 0.1 or cka >= 1 else max(1 - cka, 0.15)), cka
+
+
+def authors_detection_ratio(feat_s, feat_t):
+    """The DPK authors' detection rule: ``(pi, CKA)`` with ``CKA = (|HSIC(K,L)| + 1e-5) /
+    sqrt((|HSIC(K,K)| + 1e-5)(|HSIC(L,L)| + 1e-5))`` and ``pi = 1 - CKA``; NaN gives 0.5, pi >= 1 gives
+    0.85, pi <= 0 gives 0.15."""
+    hsic_st, hsic_ss, hsic_tt = unbiased_hsic_terms(feat_s, feat_t)
+    cka = float((hsic_st.abs() + 1e-5) / ((hsic_ss.abs() + 1e-5) * (hsic_tt.abs() + 1e-5)).sqrt())
+    ratio = 1 - cka
+    if not math.isfinite(ratio):
+        return 0.5, cka
+    return (0.85 if ratio >= 1 else 0.15 if ratio <= 0 else ratio), cka
+
+
+AUTHORS_RATIOS = {
+    'authors_imagenet': authors_imagenet_ratio,
+    'authors_cifar': authors_cifar_ratio,
+    'authors_detection': authors_detection_ratio,
+}
+DEFAULT_PI_RANGE = (0.1, 0.85)
+
+
 @MODELS.register_module()
 class DPKLoss(DistillLoss):
     """DPK feature distillation for one stage (see the module docstring for the method and settings).
@@ -128,30 +188,39 @@ class DPKLoss(DistillLoss):
         teacher_channels (int): Channels of the teacher feature map (the generated map's channels).
         patch_size (int): Kernel and stride of the patch embeddings; keeps the token count moderate
             on large maps (attention is quadratic in it).
-        embed_dims (int, optional): Token width of encoders and decoder; default ``teacher_channels``.
-            Must be divisible by 4 (sin-cos embedding) and by ``num_heads``.
+        embed_dims (int, optional): Token width of both encoders; default ``teacher_channels``. Must be
+            divisible by 4 (sin-cos embedding) and by ``num_heads``.
         encoder_depth (int): Blocks of each side's encoder (0: identity).
+        num_heads (int): Attention heads of the encoders.
+        decoder_dims (int, optional): Token width of the decoder; default ``embed_dims``. Must be
+            divisible by 4 and by ``decoder_heads``.
         decoder_depth (int): Blocks of the decoder (0: identity).
-        num_heads (int): Attention heads.
-        mlp_ratio (float): Hidden width of the MLPs relative to ``embed_dims``.
-        pi_range (tuple[float, float]): Clip range of the dynamic prior ratio ``1 - CKA``.
+        decoder_heads (int, optional): Attention heads of the decoder; default ``num_heads``.
+        mlp_ratio (float): Hidden width of the MLPs relative to their token width.
+        pi_from (str): The prior-ratio rule: ``'tokens'``, ``'authors_imagenet'``, ``'authors_cifar'`` or
+            ``'authors_detection'`` (module docstring).
+        pi_range (tuple[float, float], optional): Clip range of ``1 - CKA`` with ``pi_from='tokens'``
+            (default ``(0.1, 0.85)``); the authors' rules have their own bounds and refuse it.
         static_ratio (float, optional): A fixed prior ratio instead of the dynamic one (ablations).
-        min_tokens (int): Least number of teacher tokens per image (at least 1).
-        loss_type (str): ``'mse'`` (authors) or ``'l1'`` between generated and teacher map.
+        min_tokens (int): Least number of teacher tokens per image (at least 1; the authors': 4 on
+            ImageNet, 2 on CIFAR, 40 in detection).
+        feature_loss (str | dict): Compares the generated and the teacher map: ``'mse'`` (authors'
+            classification), ``'l1'``, or the config of a registered loss called as
+            ``loss(generated, teacher)``, plus ``data_samples=`` when it declares ``takes_data_samples``
+            (e.g. ``dict(type='FGDLoss', in_channels=256, ...)``). A tensor result, or a dict's ``'loss'``.
         loss_weight (float): Weight of the loss.
         stage (str): Name of the stage; the ratio is returned as ``'dpk_pi.<stage>'``.
-        cka_samples (str): What CKA treats as samples: ``'tokens'`` (spatial positions of all images;
-            works at 2 images per GPU) or ``'batch'`` (the authors' unbiased estimator over images;
-            undefined below 4 images, where the ratio falls back to the middle of ``pi_range``).
 
-    ``forward(preds_S, preds_T)`` returns ``{'loss': ..., 'dpk_pi.<stage>': ...}``. The teacher feature
-    is always detached: it is the generation target and the prior, never trained through this loss.
+    ``forward(preds_S, preds_T, data_samples=None)`` returns ``{'loss': ..., 'dpk_pi.<stage>': ...}`` (plus
+    the feature loss's extra keys). The teacher feature is always detached: it is the generation target
+    and the prior, never trained through this loss.
     """
 
     teacher_inputs = ('preds_T',)
+    takes_data_samples = True
 
-    _LOSSES = {'mse': F.mse_loss, 'l1': F.l1_loss}
-    _CKA_ESTIMATORS = {'tokens': token_linear_cka, 'batch': batch_unbiased_cka}
+    _ERRORS = {'mse': F.mse_loss, 'l1': F.l1_loss}
+    PI_RULES = ('tokens', *AUTHORS_RATIOS)
 
     def __init__(self,
                  student_channels,
@@ -159,30 +228,39 @@ class DPKLoss(DistillLoss):
                  patch_size=1,
                  embed_dims=None,
                  encoder_depth=6,
-                 decoder_depth=4,
                  num_heads=8,
+                 decoder_dims=None,
+                 decoder_depth=4,
+                 decoder_heads=None,
                  mlp_ratio=4,
-                 pi_range=(0.1, 0.85),
+                 pi_from='tokens',
+                 pi_range=None,
                  static_ratio=None,
                  min_tokens=4,
-                 loss_type='mse',
+                 feature_loss='mse',
                  loss_weight=1.0,
-                 stage='s3',
-                 cka_samples='tokens'):
+                 stage='s3'):
         super().__init__()
         embed_dims = embed_dims or teacher_channels
-        if embed_dims % 4 or embed_dims % num_heads:
-            raise ValueError(f'embed_dims ({embed_dims}) must be divisible by 4 and by num_heads ({num_heads})')
+        decoder_dims = decoder_dims or embed_dims
+        decoder_heads = decoder_heads or num_heads
+        for name, dims, heads in (('embed_dims', embed_dims, num_heads), ('decoder_dims', decoder_dims,
+                                                                           decoder_heads)):
+            if dims % 4 or dims % heads:
+                raise ValueError(f'{name} ({dims}) must be divisible by 4 (sin-cos position embedding) and by '
+                                 f'its number of heads ({heads})')
+        if pi_from not in self.PI_RULES:
+            raise ValueError(f'pi_from must be one of {self.PI_RULES}, got {pi_from!r}')
+        if pi_range is not None and pi_from != 'tokens':
+            raise ValueError(f'pi_range applies to pi_from="tokens" only; the rule {pi_from!r} has the authors\' '
+                             'bounds: remove pi_range')
+        pi_range = tuple(pi_range or DEFAULT_PI_RANGE)
         if not 0 <= pi_range[0] <= pi_range[1] <= 1:
             raise ValueError(f'pi_range must satisfy 0 <= low <= high <= 1, got {pi_range}')
         if static_ratio is not None and not 0 <= static_ratio <= 1:
             raise ValueError(f'static_ratio must lie in [0, 1], got {static_ratio}')
         if min_tokens < 1:
             raise ValueError(f'min_tokens must be at least 1, got {min_tokens}')
-        if loss_type not in self._LOSSES:
-            raise ValueError(f'loss_type must be one of {sorted(self._LOSSES)}, got {loss_type!r}')
-        if cka_samples not in self._CKA_ESTIMATORS:
-            raise ValueError(f'cka_samples must be one of {sorted(self._CKA_ESTIMATORS)}, got {cka_samples!r}')
         self.ratio_key = f'dpk_pi.{stage}'
         if 'loss' in self.ratio_key:
             raise ValueError(f'stage must not contain "loss" (mmengine would sum the ratio), got {stage!r}')
@@ -190,49 +268,63 @@ class DPKLoss(DistillLoss):
         self.teacher_channels = teacher_channels
         self.patch_size = patch_size
         self.embed_dims = embed_dims
-        self.pi_range = tuple(pi_range)
+        self.decoder_dims = decoder_dims
+        self.pi_from = pi_from
+        self.pi_range = pi_range
         self.static_ratio = static_ratio
         self.min_tokens = min_tokens
-        self.loss_fn = self._LOSSES[loss_type]
         self.loss_weight = loss_weight
-        self.cka_estimator = self._CKA_ESTIMATORS[cka_samples]
         self._warned_nonfinite_cka = False
 
         self.student_embed = nn.Conv2d(student_channels, embed_dims, patch_size, stride=patch_size)
         self.teacher_embed = nn.Conv2d(teacher_channels, embed_dims, patch_size, stride=patch_size)
         self.student_encoder = TokenTransformer(embed_dims, encoder_depth, num_heads, mlp_ratio)
         self.teacher_encoder = TokenTransformer(embed_dims, encoder_depth, num_heads, mlp_ratio)
-        self.hybrid_proj = nn.Linear(embed_dims, embed_dims)
-        self.decoder = TokenTransformer(embed_dims, decoder_depth, num_heads, mlp_ratio)
-        self.head = nn.Linear(embed_dims, teacher_channels * patch_size * patch_size)
+        self.encoder_to_decoder = nn.Linear(embed_dims, decoder_dims, bias=False)
+        self.decoder = TokenTransformer(decoder_dims, decoder_depth, decoder_heads, mlp_ratio)
+        self.head = nn.Linear(decoder_dims, teacher_channels * patch_size * patch_size)
         self.apply(self._init_weights)
+        # Built after the initialisation above: a loss module keeps its own (FGD zero-initialises convs).
+        self.feature_loss = self._build_feature_loss(feature_loss)
+
+    @classmethod
+    def _build_feature_loss(cls, feature_loss):
+        if isinstance(feature_loss, str):
+            if feature_loss not in cls._ERRORS:
+                raise ValueError(f'feature_loss must be one of {sorted(cls._ERRORS)} or a loss config dict, '
+                                 f'got {feature_loss!r}')
+            return cls._ERRORS[feature_loss]
+        return MODELS.build(feature_loss)
 
     @staticmethod
     def _init_weights(module):
         # MAE's initialisation: xavier-uniform for linear layers and patch projections (seen as linear).
         if isinstance(module, (nn.Linear, nn.Conv2d)):
             nn.init.xavier_uniform_(module.weight.view(module.weight.shape[0], -1))
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
 
     def token_grid(self, height, width):
         """Token rows and columns of a ``height x width`` map (padded up to multiples of the patch)."""
         return math.ceil(height / self.patch_size), math.ceil(width / self.patch_size)
 
     def prior_ratio(self, feat_s, feat_t):
-        """The share ``pi`` of teacher tokens: ``static_ratio`` if set, else ``1 - CKA`` clipped to
-        ``pi_range`` (the middle of the range if CKA is not finite). A Python float."""
+        """The share ``pi`` of teacher tokens, a Python float: ``static_ratio`` if set, else the rule
+        ``pi_from`` (module docstring)."""
         if self.static_ratio is not None:
             return float(self.static_ratio)
-        cka = float(self.cka_estimator(feat_s, feat_t))
-        low, high = self.pi_range
-        if not math.isfinite(cka):
-            if not self._warned_nonfinite_cka:
-                print_log(f'DPK {self.ratio_key}: CKA is not finite (constant features, or fewer than 4 '
-                          f'images with cka_samples="batch"); using pi = {(low + high) / 2} while it is '
-                          'not finite (warned once)', logger='current', level=logging.WARNING)
-                self._warned_nonfinite_cka = True
-            return (low + high) / 2
-        return min(max(1 - cka, low), high)
+        if self.pi_from == 'tokens':
+            cka = float(token_linear_cka(feat_s, feat_t))
+            low, high = self.pi_range
+            ratio = (low + high) / 2 if not math.isfinite(cka) else min(max(1 - cka, low), high)
+        else:
+            ratio, cka = AUTHORS_RATIOS[self.pi_from](feat_s, feat_t)
+        if not math.isfinite(cka) and not self._warned_nonfinite_cka:
+            print_log(f'DPK {self.ratio_key}: CKA is not finite (constant features, or fewer than 4 images with '
+                      f'pi_from={self.pi_from!r}); using pi = {ratio} while it is not finite (warned once)',
+                      logger='current', level=logging.WARNING)
+            self._warned_nonfinite_cka = True
+        return ratio
 
     def num_prior_tokens(self, ratio, num_tokens):
         """``clamp(floor(ratio * N), min_tokens, N - 1)``: at least one token from each side."""
@@ -263,23 +355,33 @@ class DPKLoss(DistillLoss):
         tokens_s = self.student_embed(F.pad(feat_s, padding)).flatten(2).transpose(1, 2)
         tokens_t = self.teacher_embed(F.pad(feat_t, padding)).flatten(2).transpose(1, 2)
         # Computed per call: it is cheap, and detection inputs come in many sizes.
-        pos_embed = sincos_pos_embed_2d(grid_h, grid_w, self.embed_dims, feat_t.device).expand(batch, -1, -1)
+        pos_encoder = sincos_pos_embed_2d(grid_h, grid_w, self.embed_dims, feat_t.device).expand(batch, -1, -1)
+        pos_decoder = sincos_pos_embed_2d(grid_h, grid_w, self.decoder_dims, feat_t.device).expand(batch, -1, -1)
 
         # Stable sort puts each image's prior positions first, then its student positions.
         order = prior_mask.to(torch.uint8).argsort(dim=1, descending=True, stable=True)
         prior_ids, student_ids = order[:, :num_prior], order[:, num_prior:]
-        encoded_t = self.teacher_encoder(_take_tokens(tokens_t, prior_ids), _take_tokens(pos_embed, prior_ids))
+        encoded_t = self.teacher_encoder(_take_tokens(tokens_t, prior_ids), _take_tokens(pos_encoder, prior_ids))
         encoded_s = self.student_encoder(
-            _take_tokens(tokens_s, student_ids), _take_tokens(pos_embed, student_ids))
+            _take_tokens(tokens_s, student_ids), _take_tokens(pos_encoder, student_ids))
         hybrid = _take_tokens(torch.cat([encoded_t, encoded_s], dim=1), order.argsort(dim=1))
 
-        patches = self.head(self.decoder(self.hybrid_proj(hybrid), pos_embed))
+        patches = self.head(self.decoder(self.encoder_to_decoder(hybrid), pos_decoder))
         p = self.patch_size
         generated = patches.reshape(batch, grid_h, grid_w, self.teacher_channels, p, p)
         generated = generated.permute(0, 3, 1, 4, 2, 5).reshape(batch, self.teacher_channels, grid_h * p, grid_w * p)
         return generated[:, :, :height, :width]
 
-    def forward(self, preds_S, preds_T):
+    def compare(self, generated, feat_t, data_samples):
+        """``feature_loss(generated, feat_t)`` as a dict with ``'loss'``, ``data_samples`` passed on only to
+        a loss that declares ``takes_data_samples``."""
+        if getattr(self.feature_loss, 'takes_data_samples', False):
+            result = self.feature_loss(generated, feat_t, data_samples=data_samples)
+        else:
+            result = self.feature_loss(generated, feat_t)
+        return dict(result) if isinstance(result, dict) else {'loss': result}
+
+    def forward(self, preds_S, preds_T, data_samples=None):
         feat_t = preds_T
         batch, _, height, width = feat_t.shape
         feat_s = preds_S
@@ -290,8 +392,7 @@ class DPKLoss(DistillLoss):
         num_tokens = math.prod(self.token_grid(height, width))
         prior_mask = self.random_prior_mask(batch, num_tokens, self.num_prior_tokens(ratio, num_tokens),
                                             feat_t.device)
-        generated = self.generate(feat_s, feat_t, prior_mask)
-        return {
-            'loss': self.loss_weight * self.loss_fn(generated, feat_t),
-            self.ratio_key: feat_t.new_tensor(ratio),
-        }
+        out = self.compare(self.generate(feat_s, feat_t, prior_mask), feat_t, data_samples)
+        out['loss'] = self.loss_weight * out['loss']
+        out[self.ratio_key] = feat_t.new_tensor(ratio)
+        return out

@@ -22,7 +22,7 @@ class Difference(DistillLoss):
 def test_contract_of_the_shipped_losses():
     assert (KLDivergence.takes_data_samples, KLDivergence.compares_class_scores) == (False, True)
     assert (DISTLoss.takes_data_samples, DISTLoss.compares_class_scores) == (True, True)
-    assert (DPKLoss.takes_data_samples, DPKLoss.compares_class_scores) == (False, False)
+    assert (DPKLoss.takes_data_samples, DPKLoss.compares_class_scores) == (True, False)
     for loss in (KLDivergence, DISTLoss, DPKLoss):
         assert issubclass(loss, DistillLoss) and len(loss.teacher_inputs) == 1
 
