@@ -2,6 +2,7 @@
 loss contract, dict results, and the build-time errors a wrong config gets."""
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 from torch import nn
 
 import mmdistkd  # noqa: F401
@@ -208,9 +209,10 @@ def test_num_classes_of_compared_heads_must_agree():
 
 def retina_head(num_classes):
     from mmdet.models.dense_heads import RetinaHead
-    return RetinaHead(num_classes=num_classes, in_channels=8, feat_channels=8, stacked_convs=1,
-                      anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4, scales_per_octave=1,
-                                            ratios=[0.5, 1.0], strides=[8, 16, 32]))
+    with DefaultScope.overwrite_default_scope('mmdet'):  # its anchor generator and box coder, by scope
+        return RetinaHead(num_classes=num_classes, in_channels=8, feat_channels=8, stacked_convs=1,
+                          anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4, scales_per_octave=1,
+                                                ratios=[0.5, 1.0], strides=[8, 16, 32]))
 
 
 def test_dist_on_every_fpn_level_of_a_real_retina_head():

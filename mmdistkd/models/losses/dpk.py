@@ -294,7 +294,9 @@ class DPKLoss(DistillLoss):
                 raise ValueError(f'feature_loss must be one of {sorted(cls._ERRORS)} or a loss config dict, '
                                  f'got {feature_loss!r}')
             return cls._ERRORS[feature_loss]
-        return MODELS.build(feature_loss)
+        # In mmdistkd's scope whatever default scope the caller left (a 'mmdet.' prefix still reaches mmdet).
+        with MODELS.switch_scope_and_registry('mmdistkd') as registry:
+            return registry.build(feature_loss)
 
     @staticmethod
     def _init_weights(module):
