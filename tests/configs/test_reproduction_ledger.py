@@ -3,7 +3,7 @@
 config or says why there is none, the OpenMMLab teacher checkpoint a row names is the one its config loads, and
 every config in configs/dist, configs/dpk and configs/tolerant is named in a published row or in the ledger's
 "Configs that are not a published row" section. Models are only built here; test_method_configs.py trains
-them for two iterations."""
+them for one training step."""
 import glob
 import os.path as osp
 import re
