@@ -40,6 +40,50 @@ def test_matches_autograd_reference_for_both_inputs(probability, chunk_numel):
     torch.testing.assert_close(scores_T.grad.double(), reference_T.grad, atol=1e-6, rtol=1e-5)
 
 
+
+# A dense detection head's case: 3 classes, 8000 samples; inner pieces, uneven pieces, outer blocks, one chunk.
+FEW_CLASSES_CHUNKINGS = [3 * 500, 3 * 700, 2 * 3 * 2000, 2**18]
+
+
+@pytest.mark.parametrize('probability', ['sigmoid', 'softmax', None])
+@pytest.mark.parametrize('chunk_numel', FEW_CLASSES_CHUNKINGS)
+def test_few_classes_many_samples_in_float64(probability, chunk_numel):
+    """In float64 the chunked passes, the merged per-chunk moments and the gradient formula must agree with
+    plain autograd to rounding; fp32 would hide a wrong term behind its conditioning (rows of 3 nearly
+    equal probabilities)."""
+    generator = torch.Generator().manual_seed(0)
+    scores_S = torch.randn(4, 3, 2000, generator=generator, dtype=torch.float64)
+    scores_T = torch.randn(4, 3, 2000, generator=generator, dtype=torch.float64)
+    if probability is None:
+        scores_S, scores_T = scores_S.sigmoid(), scores_T.sigmoid()
+    scores_S.requires_grad_()
+    scores_T.requires_grad_()
+    inter, intra = pearson_relations(scores_S, scores_T, probability, tau=2.0, chunk_numel=chunk_numel)
+    (0.3 * inter + 0.7 * intra).backward()
+
+    reference_S = scores_S.detach().clone().requires_grad_()
+    reference_T = scores_T.detach().clone().requires_grad_()
+    expected_inter, expected_intra = reference_relations(reference_S, reference_T, probability, tau=2.0)
+    (0.3 * expected_inter + 0.7 * expected_intra).backward()
+    torch.testing.assert_close(inter, expected_inter.detach(), atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(intra, expected_intra.detach(), atol=1e-12, rtol=1e-12)
+    for grad, expected in ((scores_S.grad, reference_S.grad), (scores_T.grad, reference_T.grad)):
+        torch.testing.assert_close(grad, expected, atol=1e-12 * expected.abs().max().item(), rtol=1e-10)
+
+
+@pytest.mark.parametrize('chunk_numel', FEW_CLASSES_CHUNKINGS)
+def test_few_classes_near_the_focal_prior_in_fp32(chunk_numel):
+    """Logits of a RetinaNet head at its prior (sigmoid about 0.01) with a small spread: second moments from
+    raw sums would cancel there (errors of about 1e-5 in intra); the merged centred moments keep fp32
+    precision."""
+    generator = torch.Generator().manual_seed(0)
+    scores_S = torch.randn(4, 3, 2000, generator=generator) * 0.05 - 4.6
+    scores_T = scores_S + torch.randn(4, 3, 2000, generator=generator) * 0.05
+    inter, intra = pearson_relations(scores_S, scores_T, 'sigmoid', chunk_numel=chunk_numel)
+    expected_inter, expected_intra = reference_relations(scores_S, scores_T, 'sigmoid', tau=1.0)
+    torch.testing.assert_close(inter.double(), expected_inter, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(intra.double(), expected_intra, atol=1e-6, rtol=1e-6)
+
 def test_saves_only_the_inputs_and_class_statistics():
     scores_S = torch.randn(4, 10, 50, requires_grad=True)
     scores_T = torch.randn(4, 10, 50)
