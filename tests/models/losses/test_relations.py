@@ -18,27 +18,36 @@ def reference_relations(scores_S, scores_T, probability, tau):
     return 1 - pearson(probs_S, probs_T).mean(), 1 - pearson(probs_S.T, probs_T.T).mean()
 
 
-@pytest.mark.parametrize('probability', ['softmax', 'sigmoid', None])
-@pytest.mark.parametrize('chunk_numel', [1, 20, 40, 2**18])  # per sample, inner pieces, outer blocks, one
-def test_matches_autograd_reference_for_both_inputs(probability, chunk_numel):
-    generator = torch.Generator().manual_seed(0)
-    scores_S = torch.randn(6, 5, 7, generator=generator).requires_grad_()
-    scores_T = torch.randn(6, 5, 7, generator=generator).requires_grad_()
-    if probability is None:  # probabilities given: rows of a softmax
-        scores_S = scores_S.softmax(1).detach().requires_grad_()
-        scores_T = scores_T.softmax(1).detach().requires_grad_()
-    inter, intra = pearson_relations(scores_S, scores_T, probability, tau=1.5, chunk_numel=chunk_numel)
+def check_against_reference(scores_S, scores_T, probability, tau, chunk_numel, value_tol, grad_tol):
+    """Both relations and both inputs' gradients (of ``0.3 * inter + 0.7 * intra``) against
+    ``reference_relations`` on float64 copies; ``value_tol`` and ``grad_tol`` are ``(atol, rtol)``."""
+    scores_S, scores_T = scores_S.detach().requires_grad_(), scores_T.detach().requires_grad_()
+    inter, intra = pearson_relations(scores_S, scores_T, probability, tau=tau, chunk_numel=chunk_numel)
     (0.3 * inter + 0.7 * intra).backward()
 
     reference_S = scores_S.detach().double().requires_grad_()
     reference_T = scores_T.detach().double().requires_grad_()
-    expected_inter, expected_intra = reference_relations(reference_S, reference_T, probability, tau=1.5)
+    expected_inter, expected_intra = reference_relations(reference_S, reference_T, probability, tau=tau)
     (0.3 * expected_inter + 0.7 * expected_intra).backward()
-    torch.testing.assert_close(inter.double(), expected_inter.detach(), atol=1e-6, rtol=1e-6)
-    torch.testing.assert_close(intra.double(), expected_intra.detach(), atol=1e-6, rtol=1e-6)
-    torch.testing.assert_close(scores_S.grad.double(), reference_S.grad, atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(scores_T.grad.double(), reference_T.grad, atol=1e-6, rtol=1e-5)
+    atol, rtol = value_tol
+    torch.testing.assert_close(inter.double(), expected_inter.detach(), atol=atol, rtol=rtol)
+    torch.testing.assert_close(intra.double(), expected_intra.detach(), atol=atol, rtol=rtol)
+    atol, rtol = grad_tol
+    for grad, expected in ((scores_S.grad, reference_S.grad), (scores_T.grad, reference_T.grad)):
+        torch.testing.assert_close(grad.double(), expected, atol=atol(expected) if callable(atol) else atol,
+                                   rtol=rtol)
 
+
+@pytest.mark.parametrize('probability', ['softmax', 'sigmoid', None])
+@pytest.mark.parametrize('chunk_numel', [1, 20, 40, 2**18])  # per sample, inner pieces, outer blocks, one
+def test_matches_autograd_reference_for_both_inputs(probability, chunk_numel):
+    generator = torch.Generator().manual_seed(0)
+    scores_S = torch.randn(6, 5, 7, generator=generator)
+    scores_T = torch.randn(6, 5, 7, generator=generator)
+    if probability is None:  # probabilities given: rows of a softmax
+        scores_S, scores_T = scores_S.softmax(1), scores_T.softmax(1)
+    check_against_reference(scores_S, scores_T, probability, 1.5, chunk_numel, value_tol=(1e-6, 1e-6),
+                            grad_tol=(1e-6, 1e-5))
 
 
 # A dense detection head's case: 3 classes, 8000 samples; inner pieces, uneven pieces, outer blocks, one chunk.
@@ -56,19 +65,8 @@ def test_few_classes_many_samples_in_float64(probability, chunk_numel):
     scores_T = torch.randn(4, 3, 2000, generator=generator, dtype=torch.float64)
     if probability is None:
         scores_S, scores_T = scores_S.sigmoid(), scores_T.sigmoid()
-    scores_S.requires_grad_()
-    scores_T.requires_grad_()
-    inter, intra = pearson_relations(scores_S, scores_T, probability, tau=2.0, chunk_numel=chunk_numel)
-    (0.3 * inter + 0.7 * intra).backward()
-
-    reference_S = scores_S.detach().clone().requires_grad_()
-    reference_T = scores_T.detach().clone().requires_grad_()
-    expected_inter, expected_intra = reference_relations(reference_S, reference_T, probability, tau=2.0)
-    (0.3 * expected_inter + 0.7 * expected_intra).backward()
-    torch.testing.assert_close(inter, expected_inter.detach(), atol=1e-12, rtol=1e-12)
-    torch.testing.assert_close(intra, expected_intra.detach(), atol=1e-12, rtol=1e-12)
-    for grad, expected in ((scores_S.grad, reference_S.grad), (scores_T.grad, reference_T.grad)):
-        torch.testing.assert_close(grad, expected, atol=1e-12 * expected.abs().max().item(), rtol=1e-10)
+    check_against_reference(scores_S, scores_T, probability, 2.0, chunk_numel, value_tol=(1e-12, 1e-12),
+                            grad_tol=(lambda expected: 1e-12 * expected.abs().max().item(), 1e-10))
 
 
 @pytest.mark.parametrize('chunk_numel', FEW_CLASSES_CHUNKINGS)
@@ -83,6 +81,7 @@ def test_few_classes_near_the_focal_prior_in_fp32(chunk_numel):
     expected_inter, expected_intra = reference_relations(scores_S, scores_T, 'sigmoid', tau=1.0)
     torch.testing.assert_close(inter.double(), expected_inter, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(intra.double(), expected_intra, atol=1e-6, rtol=1e-6)
+
 
 def test_saves_only_the_inputs_and_class_statistics():
     scores_S = torch.randn(4, 10, 50, requires_grad=True)
