@@ -20,6 +20,7 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py',
     '../distill_runtime.py',
     './dpk_modules_adamw.py',
+    './cifar100_classifier.py',
 ]
 
 train_dataloader = dict(batch_size=64, drop_last=True)  # the authors drop the last partial batch too
@@ -46,16 +47,8 @@ dpk_cifar = dict(type='DPKLoss', patch_size=1, encoder_depth=6, num_heads=8, dec
 stages = dict(type='ModuleOutputs', source='backbone')
 model = dict(
     type='mmdistkd.SingleTeacherDistill',
-    # Student and teacher: the benchmark's model as backbone (added by each pair), its classifier as
-    # mmpretrain's linear head after global average pooling.
-    architecture=dict(
-        type='mmpretrain.ImageClassifier',
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=100, loss=dict(type='CrossEntropyLoss', loss_weight=1.0))),
-    teacher=dict(
-        type='mmpretrain.ImageClassifier',
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=100, loss=dict(type='CrossEntropyLoss', loss_weight=1.0))),
+    architecture=_base_.cifar100_classifier,  # each pair adds the backbones and head widths
+    teacher=_base_.cifar100_classifier,
     distiller=dict(
         type='ConfigurableDistiller',
         student_recorders=dict(logits=dict(type='ModuleOutputs', source='head.fc'), stages=stages),
