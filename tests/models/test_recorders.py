@@ -154,3 +154,88 @@ def test_method_outputs_source_errors(source, message):
     recorders = manager(pooled=dict(type='mmdistkd.MethodOutputs', source=source))
     with pytest.raises(ValueError, match=message):
         recorders.prepare_from_model(TwoPools(), role='student')
+
+
+# ------------------------------------------------------------------------------ per-level module lists
+class PerLevelConvs(nn.Module):
+    """One conv per level in a ModuleList (or ModuleDict), run in ``order``: the records follow the children."""
+
+    def __init__(self, as_dict=False):
+        super().__init__()
+        convs = [nn.Conv2d(2, 3, 1) for _ in range(3)]
+        self.convs = nn.ModuleDict({f'p{i}': conv for i, conv in enumerate(convs)}) if as_dict else \
+            nn.ModuleList(convs)
+
+    def forward(self, levels, order):
+        convs = list(self.convs.values()) if isinstance(self.convs, nn.ModuleDict) else list(self.convs)
+        return {i: convs[i](levels[i]) for i in order}
+
+
+@pytest.mark.parametrize('as_dict', [False, True])
+def test_a_module_list_records_its_children_in_child_order_whatever_the_call_order(as_dict):
+    torch.manual_seed(0)
+    model = PerLevelConvs(as_dict)
+    inputs = [torch.randn(1, 2, size, size) for size in (4, 2, 1)]
+    recorders = manager(out=dict(type='mmdistkd.ModuleOutputs', source='convs'),
+                        inp=dict(type='mmdistkd.ModuleInputs', source='convs'))
+    recorders.prepare_from_model(model, role='student')
+    with recorders:
+        outputs = model(inputs, order=(2, 0, 1))
+    torch.testing.assert_close(recorders.get_recorder('out').get_record_data('all'), [outputs[i] for i in range(3)])
+    torch.testing.assert_close(recorders.get_recorder('inp').get_record_data('all', data_idx=0), inputs)
+    # Called twice per step: child order first, call order within a child.
+    with recorders:
+        first = model(inputs, order=(1, 0))
+        second = model(inputs, order=(0, 1))
+    torch.testing.assert_close(recorders.get_recorder('out').get_record_data('all'),
+                               [first[0], second[0], first[1], second[1]])
+
+
+def test_an_empty_module_list_is_an_error():
+    model = nn.Module()
+    model.convs = nn.ModuleList()
+    with pytest.raises(ValueError, match="'convs' is an empty ModuleList"):
+        manager(out=dict(type='mmdistkd.ModuleOutputs', source='convs')).prepare_from_model(model, role='teacher')
+
+
+def build_mmdet_head(cfg):
+    from mmdet.registry import MODELS as MMDET_MODELS
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return MMDET_MODELS.build(cfg)
+
+
+def test_rtmdet_per_level_convs_and_gfl_shared_conv_give_one_record_per_level_in_level_order():
+    """RTMDet keeps one classification conv per FPN level, GFL shares one: ``record_idx='all'`` gives the
+    class scores of levels 0, 1, 2 for both."""
+    torch.manual_seed(0)
+    rtmdet = build_mmdet_head(dict(
+        type='RTMDetSepBNHead', num_classes=3, in_channels=8, feat_channels=8, stacked_convs=1,
+        anchor_generator=dict(type='MlvlPointGenerator', offset=0, strides=[8, 16, 32]),
+        with_objectness=False, norm_cfg=dict(type='BN'), act_cfg=dict(type='SiLU')))  # as rtmdet_l_8xb32
+    gfl = build_mmdet_head(dict(
+        type='GFLHead', num_classes=3, in_channels=8, feat_channels=8, stacked_convs=1,
+        anchor_generator=dict(type='AnchorGenerator', ratios=[1.0], octave_base_scale=8, scales_per_octave=1,
+                              strides=[8, 16, 32]), norm_cfg=dict(type='GN', num_groups=4)))
+    assert isinstance(rtmdet.rtm_cls, nn.ModuleList) and len(rtmdet.rtm_cls) == 3
+    feats = [torch.randn(2, 8, size, size) for size in (8, 4, 2)]
+    for head, source in ((rtmdet, 'rtm_cls'), (gfl, 'gfl_cls')):
+        recorders = manager(cls=dict(type='mmdistkd.ModuleOutputs', source=source))
+        recorders.prepare_from_model(head, role='student')
+        with recorders:
+            cls_scores, _ = head(feats)
+        records = recorders.get_recorder('cls').get_record_data('all')
+        assert [r.shape[-1] for r in records] == [8, 4, 2]
+        torch.testing.assert_close(records, list(cls_scores))
+    # RTMDet's record i is rtm_cls[i]'s output on level i's classification features.
+    with torch.no_grad():
+        expected = [rtmdet.rtm_cls[i](rtmdet.cls_convs[i][0](feat)) for i, feat in enumerate(feats)]
+    torch.testing.assert_close(records_of(rtmdet, feats), expected)
+
+
+def records_of(head, feats):
+    recorders = manager(cls=dict(type='mmdistkd.ModuleOutputs', source='rtm_cls'))
+    recorders.prepare_from_model(head, role='student')
+    with recorders, torch.no_grad():
+        head(feats)
+    return recorders.get_recorder('cls').get_record_data('all')

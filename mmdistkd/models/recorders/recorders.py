@@ -8,11 +8,21 @@
 
 A module or method called several times per step gives one record per call: RetinaNet's
 ``bbox_head.retina_cls`` runs once per FPN level, so it yields 5 records.
+
+A module recorder whose source is an ``nn.ModuleList`` or ``nn.ModuleDict`` (containers that are never called
+themselves) records every child instead, in child order (list index, dict insertion order) whatever order the
+children run in, and in call order within a child. RTMDet's head keeps one classification conv per FPN level
+(``bbox_head.rtm_cls.0`` .. ``.2``) where RetinaNet, FCOS, ATSS and GFL call one shared conv per level; with
+``source='bbox_head.rtm_cls'`` and ``record_idx='all'`` both give one record per level in level order, so the
+same ``loss_forward_mappings`` serve both layouts.
 """
+import bisect
 import difflib
 import functools
 import importlib
 import weakref
+
+from torch import nn
 
 from mmdistkd.registry import MODELS
 
@@ -77,15 +87,35 @@ def find_submodule(model, name, role):
 
 
 class ModuleRecorder(BaseRecorder):
-    """Shared machinery of module recorders: a forward hook on the named submodule."""
+    """Shared machinery of module recorders: a forward hook on the named submodule, or on each child of a
+    ``ModuleList`` / ``ModuleDict`` (see the module docstring)."""
+
+    def __init__(self, source):
+        super().__init__(source)
+        # The child index of each record, kept sorted: a container's records stay in child order.
+        self._record_children = []
 
     def prepare(self, model, role='model'):
         module = find_submodule(model, self.source, role)
-        self._handle = module.register_forward_hook(self._hook)
+        if isinstance(module, (nn.ModuleList, nn.ModuleDict)):
+            children = list(module.children())
+            if not children:
+                raise ValueError(f'The {role} module {self.source!r} is an empty {type(module).__name__}: '
+                                 'there is nothing to record')
+            self._handles = [child.register_forward_hook(functools.partial(self._hook, child_idx=idx))
+                             for idx, child in enumerate(children)]
+        else:
+            self._handles = [module.register_forward_hook(self._hook)]
 
-    def _hook(self, module, inputs, outputs):
+    def reset(self):
+        super().reset()
+        self._record_children = []
+
+    def _hook(self, module, inputs, outputs, child_idx=0):
         if self.recording:
-            self.records.append(self._select(inputs, outputs))
+            position = bisect.bisect_right(self._record_children, child_idx)
+            self._record_children.insert(position, child_idx)
+            self.records.insert(position, self._select(inputs, outputs))
 
 
 @MODELS.register_module()
