@@ -121,7 +121,7 @@ class TolerantLoss(Fp32Loss):
       weighted by ``label_weights`` and divided by the loss's ``avg_factor``; background samples get no
       TSD gradient (raising their secondary scores would make false positives); zero positives give 0.
 
-      * sigmoid heads (RetinaNet focal loss): TSD over the C sigmoid scores. mmdet's dense heads read
+      * sigmoid heads (RetinaNet, ATSS, FCOS focal loss): TSD over the C sigmoid scores. mmdet's dense heads read
         ``use_sigmoid`` from the *config* dict before building the loss (and silently add a background
         channel without it), so the wrapper dict must say ``use_sigmoid=True`` too; it is checked
         against the base loss::
@@ -130,6 +130,17 @@ class TolerantLoss(Fp32Loss):
                 type='mmdistkd.TolerantLoss', use_sigmoid=True,
                 base_loss=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
                                loss_weight=1.0)))
+
+      * quality focal loss heads (RTMDet, GFL: ``loss_cls(cls_score, (labels, iou_scores), weight=,
+        avg_factor=)``, or a (M, C) soft-score target): TSD over the C sigmoid scores (the given
+        probabilities with ``activated=True``) of the positives, which the labels mark (a score target:
+        a non-zero entry). Both parts take the caller's ``avg_factor``: GFL passes its positives' count,
+        RTMDet passes 1.0 and divides each level's loss by its own factor afterwards, which then scales
+        both parts alike. ``use_sigmoid=True`` in the wrapper dict, as above::
+
+            bbox_head=dict(type='RTMDetSepBNHead', ..., loss_cls=dict(
+                type='mmdistkd.TolerantLoss', use_sigmoid=True,
+                base_loss=dict(type='QualityFocalLoss', use_sigmoid=True, beta=2.0, loss_weight=1.0)))
 
       * softmax heads (two-stage RoI heads, C+1 outputs): softmax over all C+1 outputs, as the
         cross-entropy sees them, then TSD over the top-K of the C foreground probabilities (the
@@ -224,6 +235,8 @@ class TolerantLoss(Fp32Loss):
             if not self.use_sigmoid:
                 probs = probs[..., :-1]  # drop the background column (the last one in mmdet)
             num_classes = probs.size(-1)
+            if isinstance(target, (tuple, list)):  # QualityFocalLoss: (labels, IoU scores); labels decide
+                target = target[0]
             if target.dim() == pred.dim():  # one-hot / score targets: a positive has a foreground entry
                 valid = (target[..., :num_classes] > 0).any(dim=-1)
             else:
