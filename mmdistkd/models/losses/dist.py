@@ -65,6 +65,11 @@ class DISTLoss(DistillLoss):
       (``a*C + c``) become ``(N*H*W*A, C)`` rows of ``sigmoid(logits / tau)``; needs ``num_classes=C``;
     - ``'sigmoid_flat'``: the authors' RetinaNet variant, ``sigmoid(logits / tau)`` on ``(N*H*W, A*C)``.
 
+    ``resize_teacher=True``: dense ``(N, C, H, W)`` teacher scores whose spatial size differs from the
+    student's are resized to it (bilinear, ``align_corners=False`` as mmseg resizes logits) before the
+    relations, e.g. a Mask2Former teacher's 1/4-resolution scores for a DeepLabV3 student's 1/8 logits; the
+    ignored pixels are then read at the student's size. Without it, a size mismatch is an error.
+
     ``tau_square=False`` drops the ``tau^2`` factor (the paper's pseudo-code). ``global_intra=True``
     computes the intra term on the samples of all ranks (see ``global_intra_relation``); the inter term is
     always computed on the local samples.
@@ -77,6 +82,8 @@ class DISTLoss(DistillLoss):
         loss_dist_seg=dict(type='mmdistkd.DISTLoss', tau=1, loss_weight=1.0, ignore_index=255)
         # RetinaNet, per FPN level, summed
         loss_dist_retina=dict(type='mmdistkd.DISTLoss', mode='sigmoid_anchor', num_classes=80)
+        # Teacher scores at another resolution than the student's logits (Mask2Former -> DeepLabV3)
+        loss_dist_seg=dict(type='mmdistkd.DISTLoss', tau=1, loss_weight=1.0, resize_teacher=True)
     """
 
     teacher_inputs = ('logits_T',)
@@ -94,7 +101,8 @@ class DISTLoss(DistillLoss):
                  ignore_index=255,
                  exclude_ignored=True,
                  global_intra=False,
-                 num_classes=None):
+                 num_classes=None,
+                 resize_teacher=False):
         super().__init__(teacher_detach)
         if mode not in MODES:
             raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
@@ -110,6 +118,7 @@ class DISTLoss(DistillLoss):
         self.exclude_ignored = exclude_ignored
         self.global_intra = global_intra
         self.num_classes = num_classes
+        self.resize_teacher = resize_teacher
 
     def forward(self, logits_S, logits_T, data_samples=None):
         check_same_levels(logits_S, logits_T)
@@ -118,6 +127,7 @@ class DISTLoss(DistillLoss):
         return sum(self.level_loss(s, t, data_samples) for s, t in zip(logits_S, logits_T))
 
     def level_loss(self, logits_S, logits_T, data_samples=None):
+        logits_T = self.teacher_at_student_size(logits_S, logits_T)
         check_same_shape(logits_S, logits_T)
         scores_S, scores_T = self.class_scores(logits_S), self.class_scores(logits_T)
         valid = self.valid_pixels(logits_S, data_samples)
@@ -130,6 +140,18 @@ class DISTLoss(DistillLoss):
             intra = self.global_intra_relation(scores_S, scores_T, probability, world_size)
         scale = self.loss_weight * (self.tau**2 if self.tau_square else 1)
         return scale * (self.inter_loss_weight * inter + self.intra_loss_weight * intra)
+
+    def teacher_at_student_size(self, logits_S, logits_T):
+        """``logits_T`` resized (bilinear) to the spatial size of ``logits_S`` when ``resize_teacher`` is set and
+        both are dense ``(N, C, H, W)`` of the same ``(N, C)``; else ``logits_T`` unchanged."""
+        dense = logits_S.dim() == logits_T.dim() == 4 and logits_S.shape[:2] == logits_T.shape[:2]
+        if not dense or logits_S.shape[-2:] == logits_T.shape[-2:]:
+            return logits_T
+        if not self.resize_teacher:
+            raise ValueError(f'student predictions of shape {tuple(logits_S.shape)} and teacher predictions of '
+                             f'shape {tuple(logits_T.shape)} differ in spatial size: set resize_teacher=True '
+                             "to resize the teacher's to the student's (bilinear)")
+        return F.interpolate(logits_T, size=logits_S.shape[-2:], mode='bilinear', align_corners=False)
 
     def class_scores(self, logits):
         """``(N, K, *spatial)`` logits as an ``(outer, classes, inner)`` view (no copy for contiguous

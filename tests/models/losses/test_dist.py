@@ -93,6 +93,52 @@ def test_segmentation_logits_exclude_ignored_pixels():
     check_value_and_gradient(DISTLoss(exclude_ignored=False), logits_S, logits_T, dict(), seg_samples(labels))
 
 
+def reference_bilinear(image, height, width):
+    """``(C, H, W)`` -> ``(C, height, width)`` in float64 by explicit loops: half-pixel centres (align_corners
+    False), source coordinates clamped at the borders."""
+    image = image.double()
+    out = image.new_zeros(image.shape[0], height, width)
+
+    def source(index, scale, size):
+        position = max((index + 0.5) * scale - 0.5, 0.0)
+        low = min(int(position), size - 1)
+        return low, min(low + 1, size - 1), position - low
+
+    for y in range(height):
+        y0, y1, wy = source(y, image.shape[1] / height, image.shape[1])
+        for x in range(width):
+            x0, x1, wx = source(x, image.shape[2] / width, image.shape[2])
+            out[:, y, x] = ((1 - wy) * ((1 - wx) * image[:, y0, x0] + wx * image[:, y0, x1]) +
+                            wy * ((1 - wx) * image[:, y1, x0] + wx * image[:, y1, x1]))
+    return out
+
+
+@pytest.mark.parametrize('teacher_size', [(6, 10), (2, 3)], ids=['teacher-larger', 'teacher-smaller'])
+def test_teacher_resized_to_the_students_size_with_the_students_ignored_pixels(teacher_size):
+    torch.manual_seed(4)
+    logits_S, logits_T = torch.randn(2, 4, 3, 5, requires_grad=True), torch.randn(2, 4, *teacher_size)
+    labels = torch.randint(0, 4, (2, 6, 10))  # twice the student's size
+    labels[0, :2] = IGNORE
+    labels[1, :, 4:8] = IGNORE
+    loss = DISTLoss(resize_teacher=True)(logits_S, logits_T, data_samples=seg_samples(labels))
+    loss.backward()
+    reference_S = logits_S.detach().double().requires_grad_()
+    resized_T = torch.stack([reference_bilinear(image, 3, 5) for image in logits_T])
+    expected = reference_dist(reference_rows(reference_S, labels=labels), reference_rows(resized_T, labels=labels))
+    expected.backward()
+    torch.testing.assert_close(loss.double(), expected.detach(), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(logits_S.grad.double(), reference_S.grad, atol=1e-6, rtol=1e-5)
+
+
+def test_teacher_of_another_size_without_resize_teacher_names_the_option():
+    with pytest.raises(ValueError, match=r'\(1, 4, 3, 5\).*\(1, 4, 6, 10\) differ in spatial size: set '
+                                         r'resize_teacher=True'):
+        DISTLoss()(torch.randn(1, 4, 3, 5), torch.randn(1, 4, 6, 10))
+    # Only the spatial size is resized: other differences stay errors.
+    with pytest.raises(ValueError, match=r'\(1, 4, 3, 5\).*\(1, 3, 6, 10\) differ$'):
+        DISTLoss(resize_teacher=True)(torch.randn(1, 4, 3, 5), torch.randn(1, 3, 6, 10))
+
+
 def test_sigmoid_anchor_mode():
     torch.manual_seed(2)
     logits_S, logits_T = torch.randn(2, 3 * 4, 2, 3), torch.randn(2, 3 * 4, 2, 3)  # A=3 anchors, C=4 classes
