@@ -3,6 +3,15 @@ smoke tests of real configs and for the benchmark: no dataset needed."""
 import torch
 
 
+def box_masks(boxes, height, width):
+    """One binary mask per box, filling the box (for instance segmentation heads, e.g. Mask R-CNN's)."""
+    from mmdet.structures.mask import BitmapMasks
+    masks = torch.zeros(len(boxes), height, width, dtype=torch.uint8)
+    for mask, (x1, y1, x2, y2) in zip(masks, boxes.round().long().tolist()):
+        mask[y1:y2, x1:x2] = 1
+    return BitmapMasks(masks.numpy(), height, width)
+
+
 def detection_batch(batch_size, height, width, num_classes, generator):
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
@@ -11,10 +20,11 @@ def detection_batch(batch_size, height, width, num_classes, generator):
         num_boxes = 3
         xy = torch.rand(num_boxes, 2, generator=generator) * torch.tensor([width * 0.6, height * 0.6])
         wh = (torch.rand(num_boxes, 2, generator=generator) * 0.3 + 0.1) * torch.tensor([width, height])
+        boxes = torch.cat([xy, xy + wh], 1)
         sample = DetDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width),
                                              pad_shape=(height, width), scale_factor=(1.0, 1.0),
                                              batch_input_shape=(height, width)))
-        sample.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + wh], 1),
+        sample.gt_instances = InstanceData(bboxes=boxes, masks=box_masks(boxes, height, width),
                                            labels=torch.randint(0, num_classes, (num_boxes, ), generator=generator))
         sample.ignored_instances = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
         samples.append(sample)
