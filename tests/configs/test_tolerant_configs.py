@@ -46,8 +46,11 @@ def test_tolerant_teacher_is_a_plain_config_with_a_wrapped_loss(config):
     assert losses and all(0 < loss.eta < 1 for loss in losses)
     task = task_of(model)
     assert {loss.task for loss in losses} == {task}
-    if task == 'det':  # sigmoid outputs kept: no extra background channel
+    if task == 'det' and hasattr(model, 'bbox_head'):  # dense heads keep sigmoid outputs: no background channel
         assert model.bbox_head.use_sigmoid_cls and model.bbox_head.cls_out_channels == model.bbox_head.num_classes
+    if task == 'det' and hasattr(model, 'roi_head'):  # RoI heads keep their softmax over classes + background
+        bbox_head = model.roi_head.bbox_head
+        assert bbox_head.fc_cls.out_features == bbox_head.num_classes + 1
     if task == 'seg':  # decode and auxiliary heads, the latter still weighted 0.4
         assert sorted(loss.loss_weight for loss in losses) == [0.4, 1.0]
 
