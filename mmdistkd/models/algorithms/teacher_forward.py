@@ -4,7 +4,8 @@ Each strategy is a small object named in configs by ``teacher_forward``:
 
 - ``'tensor'``: ``teacher(inputs, data_samples, mode='tensor')`` (classifiers, one-stage detectors).
 - ``'seg_decode_aux'``: mmseg segmentors: backbone/neck, then the decode head **and** every auxiliary head
-  (mmseg's ``mode='tensor'`` runs only the decode head).
+  (mmseg's ``mode='tensor'`` runs only the decode head). A head whose forward takes the batch's data samples
+  (mmseg's ``Mask2FormerHead``) gets them; heads are called as modules, so recorders on a whole head see it.
 - ``'roi_on_student_rois'``: two-stage detectors: the teacher's RoI head scores the RoIs the student
   sampled in this step, so both predict classes for the same boxes (the student runs first). A cascade teacher
   scores them with one stage, 0 unless the config says ``dict(type='roi_on_student_rois', stage=s)``.
@@ -49,11 +50,13 @@ class SegDecodeAuxForward(TeacherForward):
 
     def __call__(self, teacher, inputs, data_samples):
         features = teacher.extract_feat(inputs)
-        teacher.decode_head.forward(features)
         auxiliary = getattr(teacher, 'auxiliary_head', None)
         heads = auxiliary if isinstance(auxiliary, torch.nn.ModuleList) else [auxiliary] if auxiliary else []
-        for head in heads:
-            head.forward(features)
+        for head in [teacher.decode_head, *heads]:
+            if 'batch_data_samples' in inspect.signature(head.forward).parameters:
+                head(features, data_samples)
+            else:
+                head(features)
 
 
 class RoIOnStudentRoIsForward(TeacherForward):
