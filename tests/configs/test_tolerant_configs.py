@@ -6,6 +6,7 @@ import os.path as osp
 
 import mmpretrain
 import pytest
+from mmdet.models.dense_heads import Mask2FormerHead
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
@@ -45,14 +46,20 @@ def test_tolerant_teacher_is_a_plain_config_with_a_wrapped_loss(config):
     losses = tolerant_losses(model)
     assert losses and all(0 < loss.eta < 1 for loss in losses)
     task = task_of(model)
-    assert {loss.task for loss in losses} == {task}
+    # mmseg's Mask2Former head is mmdet's: it calls its query-class loss as a detection head does.
+    query_head = isinstance(getattr(model, 'decode_head', None), Mask2FormerHead)
+    assert {loss.task for loss in losses} == {'det' if query_head else task}
     if task == 'det' and hasattr(model, 'bbox_head'):  # dense heads keep sigmoid outputs: no background channel
         assert model.bbox_head.use_sigmoid_cls and model.bbox_head.cls_out_channels == model.bbox_head.num_classes
     if task == 'det' and hasattr(model, 'roi_head'):  # RoI heads keep their softmax over classes + background
         bbox_head = model.roi_head.bbox_head
         assert bbox_head.fc_cls.out_features == bbox_head.num_classes + 1
-    if task == 'seg':  # decode and auxiliary heads, the latter still weighted 0.4
-        assert sorted(loss.loss_weight for loss in losses) == [0.4, 1.0]
+    if query_head:  # softmax over classes + "no object", with the class weights the head reads from the wrapper
+        head = model.decode_head
+        assert head.cls_embed.out_features == head.num_classes + 1
+        assert head.class_weight == head.loss_cls.base_loss.class_weight
+    elif task == 'seg':  # decode and auxiliary heads, the latter still weighted 0.4
+        assert sorted(loss.loss_weight for loss in losses) == ([0.4, 1.0] if model.with_auxiliary_head else [1.0])
 
 
 @pytest.mark.parametrize('config', STUDENTS, ids=ids(STUDENTS))

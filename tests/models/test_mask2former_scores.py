@@ -1,7 +1,8 @@
 """Distilling Mask2Former: the per-pixel class scores that QuerySegLogScores records from a Mask2Former head
 (teacher and student), checked against a hand computation from the head's raw query outputs, captured here by
 a hook of the test's own; and one step of the real cross-family config (Mask2Former Swin-B teacher ->
-DeepLabV3-R18 student), whose DIST value is checked against a float64 reference written here."""
+DeepLabV3-R18 student), whose DIST value is checked against a float64 reference written here; and the tolerant
+Mask2Former teacher's query-class loss in a real (tiny) head."""
 import os.path as osp
 
 import pytest
@@ -13,6 +14,7 @@ from torch import nn
 import mmdistkd  # noqa: F401
 from mmdistkd.analysis.synthetic import fit_preprocessor_to_size, synthetic_batch
 from mmdistkd.models.algorithms.submodel import build_submodel
+from mmdistkd.models.losses import TolerantLoss
 from mmdistkd.models.recorders import QuerySegLogScores, RecorderManager
 from mmdistkd.registry import MODELS
 
@@ -200,3 +202,51 @@ def test_cross_family_step_distils_the_teachers_hand_computed_scores_resized_to_
     assert all(torch.isfinite(value) for value in student_losses.values())
     grad, = torch.autograd.grad(loss, model.student.decode_head.conv_seg.weight)
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+# --- A tolerant Mask2Former teacher ---------------------------------------------------------------------
+
+def test_tolerant_query_class_loss_is_cross_entropy_plus_tsd_on_the_matched_queries():
+    """The tolerant config's loss_cls in a (tiny) Mask2Former: what the head passes it is mmdet's detection call
+    (scores of every query over 19 classes + "no object", query labels with 19 for "no object", class-weighted
+    avg_factor); the value is eta * weighted cross-entropy + (1 - eta) * TSD over the matched queries only, both
+    divided by that avg_factor and scaled by the base loss weight, computed here in float64."""
+    tolerant = Config.fromfile(osp.join(REPO, 'configs', 'tolerant', 'tolerant_mask2former_swin-b_cityscapes.py'))
+    model_cfg = tiny_mask2former()
+    model_cfg['decode_head']['loss_cls'] = dict(_delete_=True, **tolerant.model.decode_head.loss_cls)
+    torch.manual_seed(0)
+    segmentor = build_submodel(model_cfg, 'teacher').train()
+    fit_preprocessor_to_size(segmentor.data_preprocessor, 32, 64)
+    # 3 classes in the images: 3 of each image's 8 queries are matched, 5 are "no object".
+    data = segmentor.data_preprocessor(synthetic_batch('seg', 2, 32, 64, 3), True)
+    loss_cls = segmentor.decode_head.loss_cls
+    calls = []
+    hook = loss_cls.register_forward_hook(
+        lambda module, args, kwargs, output: calls.append((args, kwargs, output)), with_kwargs=True)
+    try:
+        losses = segmentor.loss(**data)
+    finally:
+        hook.remove()
+    assert len(calls) == 3  # one per decoder output: the query features before the 2 layers, and after each
+    (scores, labels, label_weights), kwargs, value = calls[-1]
+    assert scores.shape == (2 * 8, NUM_CLASSES + 1) and labels.shape == (2 * 8, )
+    torch.testing.assert_close(losses['decode.loss_cls'], value)
+
+    class_weight = torch.tensor(tolerant.class_weight, dtype=torch.float64)
+    probs = scores.double().softmax(dim=-1)
+    cross_entropy = -probs[torch.arange(len(labels)), labels].log() * class_weight[labels] * label_weights
+    matched = labels < NUM_CLASSES
+    assert matched.sum() == 2 * 3
+    top = probs[matched, :NUM_CLASSES].topk(loss_cls.k, dim=-1).values
+    tsd = (top[:, 0] - top[:, 1:].mean(dim=-1)) * label_weights[matched]
+    avg_factor = kwargs['avg_factor']
+    torch.testing.assert_close(avg_factor.double(), class_weight[labels].sum())
+    expected = 2.0 * (loss_cls.eta * cross_entropy.sum() + (1 - loss_cls.eta) * tsd.sum()) / avg_factor.double()
+    torch.testing.assert_close(value.double(), expected, atol=1e-6, rtol=1e-5)
+
+
+def test_tolerant_wrapper_refuses_class_weights_other_than_its_base_losss():
+    with pytest.raises(ValueError, match=r'TolerantLoss\(class_weight=\[1.0, 1.0\]\) but its base loss '
+                                         r'CrossEntropyLoss has class_weight=\[1.0, 0.1\]: give both the same'):
+        TolerantLoss(class_weight=[1.0, 1.0],
+                     base_loss=dict(type='mmdet.CrossEntropyLoss', use_sigmoid=False, class_weight=[1.0, 0.1]))

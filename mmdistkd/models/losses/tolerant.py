@@ -167,12 +167,14 @@ class TolerantLoss(Fp32Loss):
         task: ``'cls'``, ``'seg'`` or ``'det'``; None infers it from the base loss's package.
         use_sigmoid: must equal the base loss's ``use_sigmoid``; exists because mmdet heads read it
             from the config dict (see above).
+        class_weight: must equal the base loss's ``class_weight`` when given; exists because mmdet's
+            MaskFormer / Mask2Former heads read it from their ``loss_cls`` config dict.
         loss_name: the key mmseg returns the loss under (unique per head, starting with ``loss_``).
         ignore_index: label excluded from TSD for ``'seg'`` when the caller passes none.
     """
 
     def __init__(self, base_loss, eta=0.9, k=3, loss_weight=None, task=None, use_sigmoid=None,
-                 loss_name='loss_tolerant', ignore_index=255):
+                 loss_name='loss_tolerant', ignore_index=255, class_weight=None):
         super().__init__()
         if not 0.0 <= eta <= 1.0:
             raise ValueError(f'eta must lie in [0, 1], got {eta}')
@@ -191,6 +193,10 @@ class TolerantLoss(Fp32Loss):
                 f'TolerantLoss(use_sigmoid={use_sigmoid}) but its base loss {base_name} has use_sigmoid='
                 f'{self.use_sigmoid}: set use_sigmoid={self.use_sigmoid} in the TolerantLoss config dict '
                 'itself (mmdet heads read it from there to choose their number of class outputs)')
+        base_class_weight = getattr(self.base_loss, 'class_weight', None)
+        if class_weight is not None and list(class_weight) != list(base_class_weight or []):
+            raise ValueError(f'TolerantLoss(class_weight={class_weight}) but its base loss {base_name} has '
+                             f'class_weight={base_class_weight}: give both the same')
 
         package = package_of(self.base_loss)
         self.task = task or TASK_OF_PACKAGE.get(package)
