@@ -86,6 +86,17 @@ def test_record_is_the_log_of_the_last_layers_scores_and_its_softmax_the_normali
     torch.testing.assert_close(record_data.double().softmax(dim=1), scores / scores.sum(dim=1, keepdim=True), **FP32)
 
 
+def test_record_is_computed_in_float32_under_autocast():
+    """A teacher under autocast (SingleTeacherDistill.teacher_autocast) still gets float32 scores: autocast would
+    run the einsum in bfloat16."""
+    torch.manual_seed(1)
+    cls_scores, mask_preds = torch.randn(2, 5, 4 + 1), torch.randn(2, 5, 3, 6) * 3
+    with torch.autocast(device_type='cpu', dtype=torch.bfloat16):
+        record_data = record(QueryHead(([cls_scores], [mask_preds])))
+    assert record_data.dtype == torch.float32
+    torch.testing.assert_close(record_data.double(), hand_scores(cls_scores, mask_preds).log(), **FP32)
+
+
 def test_zero_scores_give_a_finite_record_and_gradient():
     cls_scores = torch.randn(1, 3, 4 + 1, requires_grad=True)
     mask_preds = torch.full((1, 3, 2, 2), -200.0).requires_grad_()  # sigmoid underflows to 0 in float32
