@@ -1,0 +1,65 @@
+# DPK (Qiu et al., ICLR 2023) on COCO for GFL: GFL R101-FPN teacher (mmdet model zoo: 44.7 box AP) ->
+# GFL R50-FPN (42.9 box AP), the student's upstream multi-scale 2x schedule and optimizer. The DPK authors
+# (zongdaoming/dpk) have no GFL config and no published DPK number exists for GFL: ours would be new.
+# Their detection form as in dpk_retinanet_r101_r50_coco.py (the same 5-level FPN, P3-P7, 256 channels on both
+# sides):
+# - DPK on P4-P7 with the authors' RetinaNet modules (P4 patch 4, encoders 512 wide, decoder 1024; P5 patch 2,
+#   256 / 512; P6 and P7 patch 1, 256 / 256; 4 encoder and 4 decoder blocks, 8 heads; at least 40 teacher
+#   tokens), its generated map fed to FGD; plain FGD on P3. Each level has FGD modules of its own.
+# - FGD weights from the FGD authors' GFL config (yzd-v/FGD, fgd_gfl_r101_distill_gfl_r50_fpn_1x_coco.py: the
+#   same R101 multi-scale 2x teacher, their student GFL R50 1x): temp 0.5, alpha 1e-3, beta 5e-4, gamma 5e-4,
+#   lambda 5e-6; untuned for DPK here.
+# - The student's neck and head start from the teacher's (inheriting; the two FPNs and heads are built alike).
+# - Not the authors' detection optimizer (one SGD for everything): the DPK and FGD modules train on their own
+#   AdamW (configs/_base_/recipes/dpk_modules_adamw.py), warmed up over the first fifth of the epochs, then
+#   cosine to the last; the student keeps its upstream optimizer and schedule, with the gradient clipping at
+#   max_norm 35 that the authors added.
+# pi from our token CKA (pi_from='tokens'): at 2 images per GPU the authors' batch CKA is undefined (docs/dpk.md).
+_base_ = [
+    'mmdet::gfl/gfl_r50_fpn_ms-2x_coco.py', '../_base_/distill_runtime.py',
+    '../_base_/recipes/dpk_modules_adamw.py'
+]
+
+teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/gfl/gfl_r101_fpn_mstrain_2x_coco/gfl_r101_fpn_mstrain_2x_coco_20200629_200126-dd12f847.pth'  # noqa: E501
+fgd = dict(type='FGDLoss', in_channels=256, temp=0.5, alpha_fgd=1e-3, beta_fgd=5e-4, gamma_fgd=5e-4, lambda_fgd=5e-6)
+dpk_shared = dict(type='DPKLoss', student_channels=256, teacher_channels=256, encoder_depth=4, num_heads=8,
+                  decoder_depth=4, min_tokens=40, feature_loss=fgd, loss_weight=1.0)
+dpk_levels = dict(p4=dict(patch_size=4, embed_dims=512, decoder_dims=1024),
+                  p5=dict(patch_size=2, embed_dims=256, decoder_dims=512),
+                  p6=dict(patch_size=1, embed_dims=256, decoder_dims=256),
+                  p7=dict(patch_size=1, embed_dims=256, decoder_dims=256))
+model = dict(
+    _delete_=True,
+    type='mmdistkd.SingleTeacherDistill',
+    architecture=dict(cfg_path='mmdet::gfl/gfl_r50_fpn_ms-2x_coco.py'),
+    teacher=dict(cfg_path='mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py'),
+    teacher_ckpt=teacher_ckpt,
+    inherit_from_teacher=['neck', 'bbox_head'],
+    distiller=dict(
+        type='ConfigurableDistiller',
+        # The neck returns the tuple of levels P3-P7 once per step; data_idx picks one (P3 is 0).
+        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        # FGDLoss (also inside DPKLoss) reads the ground-truth boxes from the batch's data samples.
+        distill_losses=dict(
+            loss_fgd_p3=fgd,
+            **{f'loss_dpk_{level}': dict(stage=level, **sizes, **dpk_shared)
+               for level, sizes in dpk_levels.items()}),
+        loss_forward_mappings={
+            f'loss_{kind}_p{level}': dict(preds_S=dict(from_student=True, recorder='fpn', data_idx=level - 3),
+                                          preds_T=dict(from_student=False, recorder='fpn', data_idx=level - 3))
+            for kind, level in (('fgd', 3), ('dpk', 4), ('dpk', 5), ('dpk', 6), ('dpk', 7))
+        }))
+val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
+
+max_epochs = _base_.train_cfg.max_epochs
+optim_wrapper = dict(
+    _delete_=True,
+    constructor='mmdistkd.SeparateDistillerOptimWrapperConstructor',
+    architecture=dict(_base_.optim_wrapper, clip_grad=dict(max_norm=35, norm_type=2)),
+    distiller=_base_.dpk_modules_optim_wrapper)
+param_scheduler = dict(
+    _delete_=True,
+    architecture=_base_.param_scheduler,
+    distiller=[dict(_base_.dpk_modules_warmup, end=max_epochs // 5),
+               dict(_base_.dpk_modules_cosine, begin=max_epochs // 5, end=max_epochs)])
