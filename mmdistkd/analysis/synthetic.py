@@ -12,7 +12,7 @@ def box_masks(boxes, height, width):
     return BitmapMasks(masks.numpy(), height, width)
 
 
-def detection_batch(batch_size, height, width, num_classes, generator):
+def detection_batch(batch_size, height, width, num_classes, generator, with_masks=False):
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
     samples = []
@@ -24,8 +24,10 @@ def detection_batch(batch_size, height, width, num_classes, generator):
         sample = DetDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width),
                                              pad_shape=(height, width), scale_factor=(1.0, 1.0),
                                              batch_input_shape=(height, width)))
-        sample.gt_instances = InstanceData(bboxes=boxes, masks=box_masks(boxes, height, width),
+        sample.gt_instances = InstanceData(bboxes=boxes,
                                            labels=torch.randint(0, num_classes, (num_boxes, ), generator=generator))
+        if with_masks:
+            sample.gt_instances.masks = box_masks(boxes, height, width)
         sample.ignored_instances = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
         samples.append(sample)
     return samples
@@ -54,13 +56,23 @@ def classification_batch(batch_size, height, width, num_classes, generator):
 SAMPLE_MAKERS = dict(det=detection_batch, seg=segmentation_batch, cls=classification_batch)
 
 
-def synthetic_batch(task, batch_size, height, width, num_classes, seed=0):
-    """A random uint8 image batch with random ground truth for ``task`` in 'det', 'seg', 'cls'."""
+def synthetic_batch(task, batch_size, height, width, num_classes, seed=0, with_masks=False):
+    """A random uint8 image batch with random ground truth for ``task`` in 'det', 'seg', 'cls'; ``with_masks``:
+    detection boxes also get instance masks (see :func:`has_mask_head`)."""
+    if with_masks and task != 'det':
+        raise ValueError(f'with_masks is for detection batches, not {task!r}')
     generator = torch.Generator().manual_seed(seed)
     inputs = [torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=generator)
               for _ in range(batch_size)]
+    options = dict(with_masks=True) if with_masks else {}
     return dict(inputs=inputs,
-                data_samples=SAMPLE_MAKERS[task](batch_size, height, width, num_classes, generator))
+                data_samples=SAMPLE_MAKERS[task](batch_size, height, width, num_classes, generator, **options))
+
+
+def has_mask_head(model):
+    """Whether a detector trains instance masks (Mask R-CNN's ``roi_head.mask_head``): its ground truth needs
+    masks. Only such models get them: RTMDet's assigner, for one, takes the mask centres when masks are given."""
+    return bool(getattr(getattr(model, 'roi_head', None), 'with_mask', False))
 
 
 def fit_preprocessor_to_size(preprocessor, height, width):
