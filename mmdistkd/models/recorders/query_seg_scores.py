@@ -34,7 +34,7 @@ class QuerySegLogScores(ModuleRecorder):
     ``softmax(x / tau)``. The scores are no logits: they are non-negative and do not sum to 1 over classes
     (their sum is the pixel's total foreground mask mass). Their log is a logit whose softmax is the scores
     normalised over classes, ``scores^(1/tau) / sum_c scores^(1/tau)``: the class distribution of the
-    inference path at ``tau = 1``, with the same per-pixel argmax as mmseg's prediction. The same tensor
+    inference path at ``tau = 1``, with the per-pixel argmax of mmseg's prediction at this resolution. The same tensor
     can face a student's ordinary per-pixel logits (e.g. a DeepLabV3 decode head's ``conv_seg``).
 
     Why ``min_score``: a score can be 0 (sigmoid underflows in float32 below about -88), and ``log(0)``
