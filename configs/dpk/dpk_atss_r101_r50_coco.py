@@ -16,17 +16,11 @@
 # pi from our token CKA (pi_from='tokens'): at 2 images per GPU the authors' batch CKA is undefined (docs/dpk.md).
 _base_ = [
     'mmdet::atss/atss_r50_fpn_1x_coco.py', '../_base_/distill_runtime.py',
-    '../_base_/recipes/dpk_modules_adamw.py'
+    '../_base_/recipes/dpk_modules_adamw.py', '../_base_/recipes/dpk_fgd_fpn.py'
 ]
 
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/atss/atss_r101_fpn_1x_coco/atss_r101_fpn_1x_20200825-dfcadd6f.pth'  # noqa: E501
 fgd = dict(type='FGDLoss', in_channels=256, temp=0.5, alpha_fgd=1e-3, beta_fgd=5e-4, gamma_fgd=5e-4, lambda_fgd=5e-6)
-dpk_shared = dict(type='DPKLoss', student_channels=256, teacher_channels=256, encoder_depth=4, num_heads=8,
-                  decoder_depth=4, min_tokens=40, feature_loss=fgd, loss_weight=1.0)
-dpk_levels = dict(p4=dict(patch_size=4, embed_dims=512, decoder_dims=1024),
-                  p5=dict(patch_size=2, embed_dims=256, decoder_dims=512),
-                  p6=dict(patch_size=1, embed_dims=256, decoder_dims=256),
-                  p7=dict(patch_size=1, embed_dims=256, decoder_dims=256))
 model = dict(
     _delete_=True,
     type='mmdistkd.SingleTeacherDistill',
@@ -36,19 +30,15 @@ model = dict(
     inherit_from_teacher=['neck', 'bbox_head'],
     distiller=dict(
         type='ConfigurableDistiller',
-        # The neck returns the tuple of levels P3-P7 once per step; data_idx picks one (P3 is 0).
-        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
-        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        # The neck's levels, recorded once per step; each loss reads one (configs/_base_/recipes/dpk_fgd_fpn.py).
+        student_recorders=_base_.fpn_recorders,
+        teacher_recorders=_base_.fpn_recorders,
         # FGDLoss (also inside DPKLoss) reads the ground-truth boxes from the batch's data samples.
         distill_losses=dict(
             loss_fgd_p3=fgd,
-            **{f'loss_dpk_{level}': dict(stage=level, **sizes, **dpk_shared)
-               for level, sizes in dpk_levels.items()}),
-        loss_forward_mappings={
-            f'loss_{kind}_p{level}': dict(preds_S=dict(from_student=True, recorder='fpn', data_idx=level - 3),
-                                          preds_T=dict(from_student=False, recorder='fpn', data_idx=level - 3))
-            for kind, level in (('fgd', 3), ('dpk', 4), ('dpk', 5), ('dpk', 6), ('dpk', 7))
-        }))
+            **{f'loss_dpk_{level}': dict(stage=level, feature_loss=fgd, **sizes, **_base_.dpk_fpn_shared)
+               for level, sizes in _base_.dpk_fpn_levels_p4_p7.items()}),
+        loss_forward_mappings=_base_.dpk_fgd_mappings_p3_p7))
 val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
 
 max_epochs = _base_.train_cfg.max_epochs

@@ -12,13 +12,14 @@
 # - One SGD for the student, the DPK and the FGD modules at the authors' lr 0.01 (mmdet's 2x Faster R-CNN: 0.02),
 #   momentum 0.9, weight decay 1e-4 on every parameter, gradient clipping at max_norm 35.
 # Not the authors': pi from our token CKA (see dpk_retinanet_r101_r50_coco.py).
-_base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py', '../_base_/distill_runtime.py']
+_base_ = [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py', '../_base_/distill_runtime.py',
+    '../_base_/recipes/dpk_fgd_fpn.py'
+]
 
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/faster_rcnn/faster_rcnn_r101_fpn_2x_coco/faster_rcnn_r101_fpn_2x_coco_bbox_mAP-0.398_20200504_210455-1d2dac9c.pth'  # noqa: E501
 fgd = dict(type='FGDLoss', in_channels=256, temp=0.5, alpha_fgd=5e-5, beta_fgd=2.5e-5, gamma_fgd=5e-5,
            lambda_fgd=5e-7)
-dpk_shared = dict(type='DPKLoss', student_channels=256, teacher_channels=256, encoder_depth=4, num_heads=8,
-                  decoder_depth=4, min_tokens=40, feature_loss=fgd, loss_weight=1.0)
 model = dict(
     _delete_=True,
     type='mmdistkd.SingleTeacherDistill',
@@ -30,20 +31,16 @@ model = dict(
     teacher_forward='tensor',
     distiller=dict(
         type='ConfigurableDistiller',
-        # The neck returns the tuple of levels P2-P6 once per step; data_idx picks one (P2 is 0).
-        student_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
-        teacher_recorders=dict(fpn=dict(type='ModuleOutputs', source='neck')),
+        # The neck's levels, recorded once per step; each loss reads one (configs/_base_/recipes/dpk_fgd_fpn.py).
+        student_recorders=_base_.fpn_recorders,
+        teacher_recorders=_base_.fpn_recorders,
         # FGDLoss (also inside DPKLoss) reads the ground-truth boxes from the batch's data samples.
         distill_losses=dict(
             loss_fgd_p2=fgd,
             loss_fgd_p3=fgd,
-            loss_dpk_p4=dict(patch_size=4, embed_dims=512, decoder_dims=1024, stage='p4', **dpk_shared),
-            loss_dpk_p5=dict(patch_size=2, embed_dims=256, decoder_dims=512, stage='p5', **dpk_shared)),
-        loss_forward_mappings={
-            f'loss_{kind}_p{level}': dict(preds_S=dict(from_student=True, recorder='fpn', data_idx=level - 2),
-                                          preds_T=dict(from_student=False, recorder='fpn', data_idx=level - 2))
-            for kind, level in (('fgd', 2), ('fgd', 3), ('dpk', 4), ('dpk', 5))
-        }))
+            **{f'loss_dpk_{level}': dict(stage=level, feature_loss=fgd, **sizes, **_base_.dpk_fpn_shared)
+               for level, sizes in _base_.dpk_fpn_levels_p4_p5.items()}),
+        loss_forward_mappings=_base_.dpk_fgd_mappings_p2_p6))
 val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
 
 optim_wrapper = dict(optimizer=dict(lr=0.01), clip_grad=dict(max_norm=35, norm_type=2))
