@@ -69,6 +69,14 @@ def synthetic_batch(task, batch_size, height, width, num_classes, seed=0, with_m
                 data_samples=SAMPLE_MAKERS[task](batch_size, height, width, num_classes, generator, **options))
 
 
+def synthetic_batch_for(model, batch_size, height, width, seed=0):
+    """:func:`synthetic_batch` with the ground truth ``model`` (a student) trains on: its task, its number of
+    classes, and instance masks when it has a mask head."""
+    from mmdistkd.utils.tasks import task_of
+    return synthetic_batch(task_of(model), batch_size, height, width, num_classes_of(model), seed,
+                           with_masks=has_mask_head(model))
+
+
 def has_mask_head(model):
     """Whether a detector trains instance masks (Mask R-CNN's ``roi_head.mask_head``): its ground truth needs
     masks. Only such models get them: RTMDet's assigner, for one, takes the mask centres when masks are given."""

@@ -12,7 +12,7 @@ from mmengine.registry import DefaultScope
 
 import mmdistkd  # noqa: F401
 from mmdistkd.analysis.configs import is_distill_config
-from mmdistkd.analysis.synthetic import fit_preprocessor_to_size, has_mask_head, num_classes_of, synthetic_batch
+from mmdistkd.analysis.synthetic import fit_preprocessor_to_size, synthetic_batch_for
 from mmdistkd.registry import MODELS
 from mmdistkd.utils.tasks import task_of
 
@@ -68,8 +68,7 @@ def test_config_trains_one_step(config):
     optim = torch.optim.SGD(model.parameters(), lr=1e-4)
     distill_names = set(model.distiller.distill_losses)
     student_params = [p for p in model.student.parameters() if p.requires_grad]
-    batch = synthetic_batch(task, 2, *INPUT_SIZE[task], num_classes_of(model.student),
-                            with_masks=has_mask_head(model.student))
+    batch = synthetic_batch_for(model.student, 2, *INPUT_SIZE[task])
     losses = model.loss(**model.data_preprocessor(batch, True))
     assert distill_names <= set(losses), f'every distillation loss is logged: {sorted(losses)}'
     total, log_vars = model.parse_losses(losses)

@@ -74,7 +74,7 @@ from mmengine.registry import DefaultScope
 
 import mmdistkd  # noqa: F401  (registers mmdistkd's modules and mmdistkd:: config paths)
 from mmdistkd.analysis.configs import is_distill_config
-from mmdistkd.analysis.synthetic import fit_preprocessor_to_size, has_mask_head, num_classes_of, synthetic_batch
+from mmdistkd.analysis.synthetic import fit_preprocessor_to_size, synthetic_batch_for
 from mmdistkd.analysis.tables import markdown_table
 from mmdistkd.engine.optimizers import optim_wrapper_cfg_for
 from mmdistkd.registry import MODELS
@@ -473,8 +473,7 @@ def run_benchmark(args):
         batch_size = args.batch_size or DEFAULT_BATCH_SIZE[task]
         input_size = tuple(args.input_size or DEFAULT_INPUT_SIZE[task])
         fit_preprocessor_to_size(model.data_preprocessor, *input_size)
-        batch = synthetic_batch(task, batch_size, *input_size, num_classes_of(model.student),
-                                with_masks=has_mask_head(model.student))
+        batch = synthetic_batch_for(model.student, batch_size, *input_size)
         data = model.data_preprocessor(batch, True)
         phases = Phases(model, cfg.optim_wrapper, data,
                         reference_teacher=bool(args.teacher_autocast or args.channels_last))
