@@ -7,9 +7,9 @@ share follows the feature gap, ``pi = 1 - CKA(Fs, Ft)``, so it shrinks as the st
 
 Pipeline for ``Fs (B, Cs, h, w)`` and ``Ft (B, Ct, H, W)``:
 
-1. ``Fs`` is resized bilinearly to ``H x W`` if needed. If ``H`` or ``W`` is not a multiple of the
-   patch size, both maps are zero-padded at the bottom / right to the next multiple and the generated
-   map is cropped back, so the loss only covers real positions.
+1. ``Fs`` is resized bilinearly to ``H x W`` if needed (``align_corners``, below). If ``H`` or ``W`` is not
+   a multiple of the patch size, both maps are zero-padded at the bottom / right to the next multiple and the
+   generated map is cropped back, so the loss only covers real positions.
 2. ``pi`` (no gradient) by the rule ``pi_from`` (below).
 3. ``n = clamp(floor(pi * N), min_tokens, N - 1)`` of the ``N`` tokens are drawn per image as prior.
    The cap at ``N - 1`` keeps at least one student token, the floor of ``min_tokens >= 1`` at least
@@ -57,6 +57,19 @@ Settings (the authors' module sizes per pair are in the configs and docs/dpk.md)
   the decoder is shared by both sides), ``decoder_dims`` the decoder's; depths and heads likewise apart.
 - Depth 0 is allowed: that encoder or decoder is the identity.
 - ``configs/_base_/dpk_light.py``: one block each, 128-wide tokens, 4 heads, for quick runs.
+
+Two settings where the authors' tasks differ (zongdaoming/dpk @7f66025):
+
+- ``align_corners`` of the bilinear resize of ``Fs``: their CIFAR loops resize the student's stage with
+  ``align_corners=True`` (``classification/engine.py``, ``train_cifar_one_epoch`` and ``train_cifar_two_epoch``);
+  their ImageNet loops and their detector never resize (same-size ResNet stages, FPN levels). Default False;
+  True reproduces the authors' CIFAR resize (it matters where the student's map is smaller, e.g. ShuffleNetV1's
+  and MobileNetV2's stages on CIFAR).
+- ``norm_eps`` of every LayerNorm of the DPK modules: 1e-6 in all their classification modules
+  (``classification/modeling_pretrain.py``: each registered module passes ``partial(nn.LayerNorm, eps=1e-6)``),
+  PyTorch's 1e-5 in their detection module (``detection/mmdet/models/backbones/mae.py``, class ``MAE``:
+  ``norm_layer=nn.LayerNorm``, which ``detection/configs/distillers/dpk/dpk_*_cfg.py`` leave as it is).
+  Default 1e-5.
 """
 import logging
 import math
@@ -105,11 +118,11 @@ class SelfAttention(nn.Module):
 class TransformerBlock(nn.Module):
     """Pre-norm transformer block: attention and MLP, each on a residual branch."""
 
-    def __init__(self, dims, num_heads, mlp_ratio):
+    def __init__(self, dims, num_heads, mlp_ratio, norm_eps):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dims)
+        self.norm1 = nn.LayerNorm(dims, eps=norm_eps)
         self.attn = SelfAttention(dims, num_heads)
-        self.norm2 = nn.LayerNorm(dims)
+        self.norm2 = nn.LayerNorm(dims, eps=norm_eps)
         hidden = int(dims * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dims, hidden), nn.GELU(), nn.Linear(hidden, dims))
 
@@ -124,10 +137,10 @@ class TokenTransformer(nn.Module):
     Depth 0 is the identity: without attention, position does not matter.
     """
 
-    def __init__(self, dims, depth, num_heads, mlp_ratio):
+    def __init__(self, dims, depth, num_heads, mlp_ratio, norm_eps):
         super().__init__()
-        self.blocks = nn.ModuleList(TransformerBlock(dims, num_heads, mlp_ratio) for _ in range(depth))
-        self.norm = nn.LayerNorm(dims) if depth else nn.Identity()
+        self.blocks = nn.ModuleList(TransformerBlock(dims, num_heads, mlp_ratio, norm_eps) for _ in range(depth))
+        self.norm = nn.LayerNorm(dims, eps=norm_eps) if depth else nn.Identity()
 
     def forward(self, tokens, pos_embed):
         if not self.blocks:
@@ -197,6 +210,10 @@ class DPKLoss(DistillLoss):
         decoder_depth (int): Blocks of the decoder (0: identity).
         decoder_heads (int, optional): Attention heads of the decoder; default ``num_heads``.
         mlp_ratio (float): Hidden width of the MLPs relative to their token width.
+        norm_eps (float): Epsilon of every LayerNorm of the encoders and the decoder: 1e-5 (default; the authors'
+            detection module) or 1e-6 (the authors' classification modules); module docstring.
+        align_corners (bool): ``align_corners`` of the bilinear resize of a student map whose size differs from
+            the teacher's: False (default) or True (the authors' CIFAR loops); module docstring.
         pi_from (str): The prior-ratio rule: ``'tokens'``, ``'authors_imagenet'``, ``'authors_cifar'`` or
             ``'authors_detection'`` (module docstring).
         pi_range (tuple[float, float], optional): Clip range of ``1 - CKA`` with ``pi_from='tokens'``
@@ -233,6 +250,8 @@ class DPKLoss(DistillLoss):
                  decoder_depth=4,
                  decoder_heads=None,
                  mlp_ratio=4,
+                 norm_eps=1e-5,
+                 align_corners=False,
                  pi_from='tokens',
                  pi_range=None,
                  static_ratio=None,
@@ -261,6 +280,9 @@ class DPKLoss(DistillLoss):
             raise ValueError(f'static_ratio must lie in [0, 1], got {static_ratio}')
         if min_tokens < 1:
             raise ValueError(f'min_tokens must be at least 1, got {min_tokens}')
+        if not norm_eps > 0:
+            raise ValueError(f'norm_eps must be positive (1e-5, or 1e-6 as in the authors\' classification '
+                             f'modules), got {norm_eps}')
         self.ratio_key = f'dpk_pi.{stage}'
         if 'loss' in self.ratio_key:
             raise ValueError(f'stage must not contain "loss" (mmengine would sum the ratio), got {stage!r}')
@@ -274,14 +296,15 @@ class DPKLoss(DistillLoss):
         self.static_ratio = static_ratio
         self.min_tokens = min_tokens
         self.loss_weight = loss_weight
+        self.align_corners = align_corners
         self._warned_nonfinite_cka = False
 
         self.student_embed = nn.Conv2d(student_channels, embed_dims, patch_size, stride=patch_size)
         self.teacher_embed = nn.Conv2d(teacher_channels, embed_dims, patch_size, stride=patch_size)
-        self.student_encoder = TokenTransformer(embed_dims, encoder_depth, num_heads, mlp_ratio)
-        self.teacher_encoder = TokenTransformer(embed_dims, encoder_depth, num_heads, mlp_ratio)
+        self.student_encoder = TokenTransformer(embed_dims, encoder_depth, num_heads, mlp_ratio, norm_eps)
+        self.teacher_encoder = TokenTransformer(embed_dims, encoder_depth, num_heads, mlp_ratio, norm_eps)
         self.encoder_to_decoder = nn.Linear(embed_dims, decoder_dims, bias=False)
-        self.decoder = TokenTransformer(decoder_dims, decoder_depth, decoder_heads, mlp_ratio)
+        self.decoder = TokenTransformer(decoder_dims, decoder_depth, decoder_heads, mlp_ratio, norm_eps)
         self.head = nn.Linear(decoder_dims, teacher_channels * patch_size * patch_size)
         self.apply(self._init_weights)
         # Built after the initialisation above: a loss module keeps its own (FGD zero-initialises convs).
@@ -388,7 +411,7 @@ class DPKLoss(DistillLoss):
         batch, _, height, width = feat_t.shape
         feat_s = preds_S
         if feat_s.shape[-2:] != feat_t.shape[-2:]:
-            feat_s = F.interpolate(feat_s, size=(height, width), mode='bilinear', align_corners=False)
+            feat_s = F.interpolate(feat_s, size=(height, width), mode='bilinear', align_corners=self.align_corners)
 
         ratio = self.prior_ratio(feat_s, feat_t)
         num_tokens = math.prod(self.token_grid(height, width))

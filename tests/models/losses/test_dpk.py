@@ -85,17 +85,47 @@ def smooth_maps(batch, channels, size, generator):
     return F.interpolate(coarse, size=(size, size), mode='bilinear', align_corners=False)
 
 
-def test_pi_is_one_minus_token_cka_of_resized_student():
+@pytest.mark.parametrize('align_corners', [False, True])
+def test_pi_is_one_minus_token_cka_of_resized_student(align_corners):
     torch.manual_seed(0)
     feat_s, feat_t = torch.randn(2, 6, 4, 5), torch.randn(2, 8, 8, 10)
     feat_t[:, :6] += F.interpolate(feat_s, size=(8, 10), mode='bilinear', align_corners=False)
-    dpk = DPKLoss(6, 8, pi_range=(0.0, 1.0), stage='s4', **LIGHT)
+    dpk = DPKLoss(6, 8, pi_range=(0.0, 1.0), stage='s4', align_corners=align_corners, **LIGHT)
+    assert DPKLoss(6, 8, **LIGHT).align_corners is False
     out = dpk(feat_s, feat_t)
 
-    resized = F.interpolate(feat_s, size=(8, 10), mode='bilinear', align_corners=False)
+    resized = F.interpolate(feat_s, size=(8, 10), mode='bilinear', align_corners=align_corners)
     expected = 1 - gram_linear_cka(tokens_of(resized), tokens_of(feat_t))
+    other = F.interpolate(feat_s, size=(8, 10), mode='bilinear', align_corners=not align_corners)
+    assert abs(expected - (1 - gram_linear_cka(tokens_of(other), tokens_of(feat_t)))) > 1e-3  # tells them apart
     assert 0.05 < expected < 0.95
     assert out['dpk_pi.s4'].item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_generated_map_is_made_from_the_resized_student_of_align_corners():
+    """The authors' CIFAR resize (align_corners=True) is what the generator gets: under the same prior mask, the
+    loss of a half-size student is that of the map generated from ``F.interpolate(..., align_corners=True)``."""
+    torch.manual_seed(0)
+    dpk = DPKLoss(6, 8, static_ratio=0.0, min_tokens=1, align_corners=True, **LIGHT)
+    feat_s, feat_t = torch.randn(2, 6, 4, 5), torch.randn(2, 8, 8, 10)
+    resized = F.interpolate(feat_s, size=(8, 10), mode='bilinear', align_corners=True)
+    torch.manual_seed(1)
+    loss = dpk(feat_s, feat_t)['loss']
+    torch.manual_seed(1)
+    prior = dpk.random_prior_mask(2, 80, dpk.num_prior_tokens(0.0, 80), 'cpu')
+    torch.testing.assert_close(loss, F.mse_loss(dpk.generate(resized, feat_t, prior), feat_t))
+
+
+@pytest.mark.parametrize('norm_eps', [1e-5, 1e-6])
+def test_every_layer_norm_of_the_modules_has_norm_eps(norm_eps):
+    dpk = DPKLoss(8, 8, norm_eps=norm_eps, feature_loss=dict(type='FGDLoss', in_channels=8), **LIGHT)
+    norms = [module for name, module in dpk.named_modules()
+             if isinstance(module, torch.nn.LayerNorm) and not name.startswith('feature_loss.')]
+    assert len(norms) == 9  # two encoders and the decoder of one block each: norm1, norm2 and the final norm
+    assert all(norm.eps == norm_eps for norm in norms)
+    # The feature loss keeps its own (FGD's context blocks: PyTorch's default).
+    assert all(module.eps == 1e-5 for module in dpk.feature_loss.modules() if isinstance(module, torch.nn.LayerNorm))
+    assert DPKLoss(8, 8, **LIGHT).decoder.norm.eps == 1e-5  # the default
 
 
 def test_pi_is_clipped_to_range():
@@ -438,3 +468,5 @@ def test_invalid_arguments_are_rejected():
         DPKLoss(8, 8, feature_loss='smooth_l1', **LIGHT)
     with pytest.raises(ValueError, match='min_tokens'):
         DPKLoss(8, 8, min_tokens=0, **LIGHT)
+    with pytest.raises(ValueError, match='norm_eps must be positive'):
+        DPKLoss(8, 8, norm_eps=0, **LIGHT)
