@@ -40,6 +40,14 @@ def run_tool(args, timeout=600, env=None):
     return result
 
 
+@pytest.fixture
+def fresh_message_hub(request):
+    """A new current mmengine MessageHub, as at the start of a run: a Runner built earlier in the same process
+    leaves its own (with its last iteration) as the current one."""
+    from mmengine.logging import MessageHub
+    return MessageHub.get_instance(f'test-{request.node.nodeid}')
+
+
 @pytest.fixture(scope='session')
 def demo_data():
     """The bundled demo datasets under data/demo (generated once; deterministic)."""

@@ -1,4 +1,4 @@
-"""Knowledge distillation in generations (Yang et al., AAAI 2019; methods.md section 3) in one command::
+"""Knowledge distillation in generations (Yang et al., AAAI 2019, arXiv:1805.05551; docs/tolerant.md) in one command::
 
     python tools/generations.py TEACHER_CONFIG STUDENT_CONFIG --generations N --work-dir DIR [--strict]
 

@@ -1,4 +1,4 @@
-# Distillation in generations (methods.md section 3) on the demo segmentation data: a student of the
+# Distillation in generations (docs/tolerant.md) on the demo segmentation data: a student of the
 # teacher's own architecture and recipe (the plain demo DeepLabV3-R34: only the first teacher is tolerant)
 #     L = lambda * (CE + 0.4 CE_aux) + (1 - lambda) * (KL + 0.4 KL_aux), per pixel, temperature 1.
 # tools/generations.py passes the previous generation's checkpoint as model.teacher_ckpt.

@@ -1,4 +1,4 @@
-# Distillation in generations (methods.md section 3) on the demo classification data: a student of the
+# Distillation in generations (docs/tolerant.md) on the demo classification data: a student of the
 # teacher's own architecture and recipe (the plain demo ResNet-34: only the first teacher is tolerant)
 #     L = lambda * CE + (1 - lambda) * KL(p_teacher || p_student), temperature 1.
 # tools/generations.py passes the previous generation's checkpoint as model.teacher_ckpt; the teacher's

@@ -1,4 +1,4 @@
-# Distillation in generations (methods.md section 3) on the demo detection data: a student of the teacher's
+# Distillation in generations (docs/tolerant.md) on the demo detection data: a student of the teacher's
 # own architecture and recipe (the plain demo RetinaNet-R34: only the first teacher is tolerant)
 #     L = lambda * (focal + box losses) + (1 - lambda) * KL,
 # the KL a per-class binary KL (sigmoid, temperature 1) on the classification logits of every anchor of

@@ -1,4 +1,4 @@
-# Distillation in generations (methods.md section 3) on Cityscapes: every generation is mmseg's DeepLabV3
+# Distillation in generations (docs/tolerant.md) on Cityscapes: every generation is mmseg's DeepLabV3
 # R101-D8 80k (plain cross-entropy: only the first teacher is tolerant), distilled from the previous one:
 #     L = lambda * (CE + 0.4 CE_aux) + (1 - lambda) * (KL + 0.4 KL_aux), per pixel, temperature 1.
 # Run the chain with tools/generations.py, which passes each previous generation's checkpoint as

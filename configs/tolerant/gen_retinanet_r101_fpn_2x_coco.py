@@ -1,4 +1,4 @@
-# Distillation in generations (methods.md section 3) on COCO: every generation is mmdet's RetinaNet
+# Distillation in generations (docs/tolerant.md) on COCO: every generation is mmdet's RetinaNet
 # R101-FPN 2x (plain focal loss: only the first teacher is tolerant), distilled from the previous one:
 #     L = lambda * (focal + box losses) + (1 - lambda) * KL,
 # the KL a per-class binary KL (sigmoid, temperature 1) on the classification logits of every anchor of

@@ -1,6 +1,6 @@
 # Tolerant teacher on COCO: mmdet's atss_r101_fpn_1x_coco.py (ATSS R101-FPN, 1x; model zoo: 41.5 box AP as a strict
 # teacher) with its focal loss wrapped in mmdistkd.TolerantLoss (TSD over the sigmoid class scores of positive
-# anchors only, normalised like the focal loss; methods.md section 3). Trains with mmdet's own tools/train.py too.
+# anchors only, normalised like the focal loss; docs/tolerant.md). Trains with mmdet's own tools/train.py too.
 _base_ = ['mmdet::atss/atss_r101_fpn_1x_coco.py']
 custom_imports = dict(imports=['mmdistkd'], allow_failed_imports=False)
 

@@ -1,6 +1,6 @@
 # Tolerant teacher on Cityscapes: mmseg's deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py with the
 # cross-entropy of the decode head and of the auxiliary head (weight 0.4) wrapped in mmdistkd.TolerantLoss
-# (TSD per pixel over pixels with a valid label; methods.md section 3). Trains with mmseg's own
+# (TSD per pixel over pixels with a valid label; docs/tolerant.md). Trains with mmseg's own
 # tools/train.py too.
 _base_ = ['mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py']
 custom_imports = dict(imports=['mmdistkd'], allow_failed_imports=False)

@@ -1,7 +1,7 @@
 # Tolerant teacher on COCO: mmdet's gfl_r101_fpn_ms-2x_coco.py (GFL R101-FPN, multi-scale 2x; model zoo: 44.7 box AP
 # as a strict teacher) with its quality focal loss wrapped in mmdistkd.TolerantLoss (TSD over the sigmoid class
 # scores of positive anchors only (the labels of its (label, IoU score) target mark them), normalised like the
-# quality focal loss; methods.md section 3). Trains with mmdet's own tools/train.py too.
+# quality focal loss; docs/tolerant.md). Trains with mmdet's own tools/train.py too.
 _base_ = ['mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py']
 custom_imports = dict(imports=['mmdistkd'], allow_failed_imports=False)
 

@@ -1,7 +1,7 @@
 # Tolerant teacher on COCO: mmdet's mask-rcnn_r101_fpn_2x_coco.py (Mask R-CNN R101-FPN, 2x; model zoo: 40.8 box AP,
 # 36.6 mask AP as a strict teacher) with the RoI head's cross-entropy wrapped in mmdistkd.TolerantLoss (softmax
 # over the 80 classes + background, TSD over the top-3 foreground probabilities of positive proposals only,
-# normalised like the cross-entropy; methods.md section 3). The mask branch and the RPN are unchanged. Trains with
+# normalised like the cross-entropy; docs/tolerant.md). The mask branch and the RPN are unchanged. Trains with
 # mmdet's own tools/train.py too.
 _base_ = ['mmdet::mask_rcnn/mask-rcnn_r101_fpn_2x_coco.py']
 custom_imports = dict(imports=['mmdistkd'], allow_failed_imports=False)

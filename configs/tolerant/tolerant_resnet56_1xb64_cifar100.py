@@ -1,4 +1,4 @@
-# Tolerant teacher on CIFAR-100 (generation 0 of "KD in Generations", methods.md section 3): the CRD benchmark's
+# Tolerant teacher on CIFAR-100 (generation 0 of "KD in Generations", AAAI 2019): the CRD benchmark's
 # ResNet-56 (mmdistkd.CIFARResNet, 72.34 top-1 trained alone; docs/cifar100.md) with its cross-entropy wrapped in
 # mmdistkd.TolerantLoss, on the benchmark's recipe (configs/_base_/recipes/crd_cifar100.py: 240 epochs, batch 64,
 # lr 0.05), so that its generations compare with the DIST and DPK CIFAR-100 rows. A plain mmpretrain config: it

@@ -1,6 +1,6 @@
 # Tolerant teacher on COCO: mmdet's retinanet_r101_fpn_2x_coco.py with its focal loss wrapped in
 # mmdistkd.TolerantLoss (TSD over the sigmoid class scores of positive anchors only, normalised like the
-# focal loss; methods.md section 3). Trains with mmdet's own tools/train.py too.
+# focal loss; docs/tolerant.md). Trains with mmdet's own tools/train.py too.
 _base_ = ['mmdet::retinanet/retinanet_r101_fpn_2x_coco.py']
 custom_imports = dict(imports=['mmdistkd'], allow_failed_imports=False)
 

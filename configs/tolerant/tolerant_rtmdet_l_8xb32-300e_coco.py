@@ -1,7 +1,7 @@
 # Tolerant teacher on COCO: mmdet's rtmdet_l_8xb32-300e_coco.py (RTMDet-L, 300 epochs; model zoo: 51.3 box AP as a
 # strict teacher) with its quality focal loss wrapped in mmdistkd.TolerantLoss (TSD over the sigmoid class scores of
 # positive points only (the labels of its (label, IoU score) target mark them), normalised like the quality focal
-# loss; methods.md section 3). Trains with mmdet's own tools/train.py too.
+# loss; docs/tolerant.md). Trains with mmdet's own tools/train.py too.
 _base_ = ['mmdet::rtmdet/rtmdet_l_8xb32-300e_coco.py']
 custom_imports = dict(imports=['mmdistkd'], allow_failed_imports=False)
 

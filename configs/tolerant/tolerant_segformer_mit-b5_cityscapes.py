@@ -1,6 +1,6 @@
 # Tolerant teacher on Cityscapes: mmseg's segformer_mit-b5_8xb1-160k_cityscapes-1024x1024.py (82.25 mIoU
 # published, strict) with the cross-entropy of its decode head wrapped in mmdistkd.TolerantLoss (TSD per pixel
-# over pixels with a valid label; methods.md section 3). SegFormer has no auxiliary head. No tolerant SegFormer
+# over pixels with a valid label; docs/tolerant.md). SegFormer has no auxiliary head. No tolerant SegFormer
 # is published: this teacher is ours. Trains with mmseg's own tools/train.py too.
 _base_ = ['mmseg::segformer/segformer_mit-b5_8xb1-160k_cityscapes-1024x1024.py']
 custom_imports = dict(imports=['mmdistkd'], allow_failed_imports=False)

@@ -1,4 +1,4 @@
-"""Knowledge distillation in generations (Yang et al., AAAI 2019; methods.md section 3): the chain of training
+"""Knowledge distillation in generations (Yang et al., AAAI 2019, arXiv:1805.05551; docs/tolerant.md): the chain of training
 stages behind ``tools/generations.py``, its table and its plot.
 
 Generation 0 trains the teacher config (``strict``: with ``eta = 1`` on every ``TolerantLoss``); generation

@@ -58,7 +58,7 @@ METHOD_CONFIGS = sorted(osp.relpath(path, REPO) for folder in METHOD_FOLDERS
                         for path in glob.glob(osp.join(REPO, 'configs', folder, '*.py')))
 
 
-# The published results named in issue 14 and methods.md (DIST: ImageNet, COCO, Cityscapes, CIFAR-100; DPK:
+# The published results named in issue 14 and in the papers (DIST: ImageNet, COCO, Cityscapes, CIFAR-100; DPK:
 # CIFAR-100), as (teacher -> student cell, published cell ends with).
 ISSUE_ROWS = [
     ('ResNet-34 (73.31) -> ResNet-18', '72.07'), ('ResNet-50 (76.16) -> MobileNetV1', '73.24'),

@@ -1,4 +1,4 @@
-"""The tolerant-teacher and generation-student configs (methods.md section 3): the teachers are plain
+"""The tolerant-teacher and generation-student configs (docs/tolerant.md): the teachers are plain
 upstream configs plus mmdistkd's custom import and a wrapped loss (they train with the upstream project's
 own tools/train.py), and every generation student is distilled into its teacher's own architecture."""
 import glob

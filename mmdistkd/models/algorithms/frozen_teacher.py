@@ -12,7 +12,10 @@ import os.path as osp
 import warnings
 
 import torch
+from mmengine.logging import print_log
 from mmengine.runner import CheckpointLoader, load_checkpoint
+
+from mmdistkd.engine.safe_checkpoint import CheckpointDownloadError, hub_cache_path, verify_sha256_suffix
 
 # ``teacher_autocast`` names: the precision the teacher's training-step forward runs in.
 TEACHER_AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -57,6 +60,38 @@ def same_statistics(first, second):
     return torch.equal(first_mean, second_mean) and torch.equal(first_std, second_std)
 
 
+def describe_normalisation(normalisation):
+    mean, std, converts = normalisation
+    if mean is None:
+        return 'no normalisation (0-255 pixels)' + (', BGR<->RGB' if converts else '')
+    return (f'mean {[round(v, 4) for v in mean.flatten().tolist()]}, std {[round(v, 4) for v in std.flatten().tolist()]}'
+            + (', BGR<->RGB' if converts else ''))
+
+
+def check_teacher_normalisation(student_normalisation, teacher_normalisation, allow_unnormalised):
+    """Build-time check of what the teacher will see. A teacher that does not normalise while the student does
+    almost always means a preprocessor went missing (a model config without ``data_preprocessor`` gets its
+    registry's default, which does not normalise): an error unless ``allow_unnormalised``. Statistics that
+    differ beyond rounding are legitimate (e.g. a caffe-style teacher) but worth a line in the log."""
+    student_mean, teacher_mean = student_normalisation[0], teacher_normalisation[0]
+    student_text, teacher_text = (describe_normalisation(n) for n in (student_normalisation, teacher_normalisation))
+    if student_mean is not None and teacher_mean is None and not allow_unnormalised:
+        raise ValueError(
+            f'The teacher\'s data preprocessor does not normalise, so the teacher would see 0-255 pixels, while the '
+            f'student\'s normalises ({student_text}). Give the teacher the normalisation its weights were trained '
+            'with: `teacher=dict(..., data_preprocessor=dict(mean=[...], std=[...]))` (or leave data_preprocessor '
+            'out of the teacher config to use the student\'s). If the teacher really was trained on raw pixels, set '
+            '`allow_unnormalised_teacher=True` in the SingleTeacherDistill model.')
+    differ = (student_mean is None) != (teacher_mean is None) or student_normalisation[2] != teacher_normalisation[2]
+    if not differ and student_mean is not None:
+        differ = not (torch.allclose(student_mean, teacher_mean, rtol=1e-3)
+                      and torch.allclose(student_normalisation[1], teacher_normalisation[1], rtol=1e-3))
+    if differ:
+        print_log(f'SingleTeacherDistill: the teacher\'s input normalisation differs from the student\'s; its inputs '
+                  f'are re-normalised each step. Student: {student_text}. Teacher: {teacher_text}.',
+                  logger='current')
+
+
 class FrozenTeacher:
     """The teacher of a distillation step: weights, inputs, precision, memory format, and its place beside
     (or, trainable, inside) the distillation model.
@@ -71,10 +106,12 @@ class FrozenTeacher:
         norm_eval (bool): keep the whole frozen teacher in eval mode (BN running statistics).
         autocast (str | None): ``'bf16'`` or ``'fp16'``: the precision of the training-step forward.
         channels_last (bool): weights and inputs in channels-last memory format.
+        allow_unnormalised (bool): accept a teacher whose preprocessor does not normalise while the student's
+            does (otherwise an error at build time: see :func:`check_teacher_normalisation`).
     """
 
     def __init__(self, module, student_preprocessor, ckpt=None, trainable=False, norm_eval=True, autocast=None,
-                 channels_last=False):
+                 channels_last=False, allow_unnormalised=False):
         if autocast is not None and autocast not in TEACHER_AUTOCAST_DTYPES:
             raise ValueError(f'teacher_autocast={autocast!r}; choose None or one of '
                              f'{sorted(TEACHER_AUTOCAST_DTYPES)}')
@@ -96,16 +133,27 @@ class FrozenTeacher:
             module.to(memory_format=torch.channels_last)
         self._student_normalisation = read_normalisation(student_preprocessor)
         self._teacher_normalisation = read_normalisation(module.data_preprocessor)
+        check_teacher_normalisation(self._student_normalisation, self._teacher_normalisation, allow_unnormalised)
         self._same_statistics = same_statistics(self._student_normalisation[:2], self._teacher_normalisation[:2])
         self._converts_differ = self._student_normalisation[2] != self._teacher_normalisation[2]
 
     def _load(self, ckpt):
+        if is_local_path(ckpt):
+            verify_sha256_suffix(osp.expanduser(ckpt))
         # Strict: a teacher that loads only partly would silently teach from random layers.
         try:
             load_checkpoint(self.module, ckpt, map_location='cpu', strict=True, revise_keys=[(r'^module\.', '')])
+        except CheckpointDownloadError as error:
+            raise CheckpointDownloadError(
+                f'teacher_ckpt {ckpt!r} cannot be downloaded ({error.__cause__ or error}). Without network access '
+                'here, download the file elsewhere, copy it to this machine and give its path: '
+                '--cfg-options model.teacher_ckpt=/path/file.pth') from error
         except RuntimeError as error:
             raise RuntimeError(f'teacher_ckpt {ckpt!r} does not match the teacher architecture '
                                f'({type(self.module).__name__}): {error}') from error
+        # A download is verified in torch.hub's cache, where later runs read it.
+        if ckpt.startswith(('http://', 'https://')):
+            verify_sha256_suffix(hub_cache_path(ckpt))
 
     # ------------------------------------------------------------------ following the distillation model
     def apply(self, fn, *args, **kwargs):

@@ -3,6 +3,7 @@
 The teacher's lifecycle (outside the module tree, weights, inputs, precision, memory format) is
 ``FrozenTeacher``'s; how it runs in a step is the ``teacher_forward`` strategy's.
 """
+import copy
 import warnings
 
 import torch
@@ -10,9 +11,11 @@ from mmdet.models.utils import rename_loss_dict, reweight_loss_dict
 from mmengine.model import BaseModel, revert_sync_batchnorm
 
 from mmdistkd.registry import MODELS
+from mmdistkd.utils.tasks import TASK_OF_PACKAGE, package_of
 from ..recorders import find_submodule
 from .frozen_teacher import FrozenTeacher
-from .submodel import build_submodel
+from .submodel import build_resolved, build_submodel, resolve_submodel
+from .teacher_check import check_teacher, is_first_iteration
 from .teacher_forward import build_teacher_forward
 
 
@@ -52,6 +55,13 @@ class SingleTeacherDistill(BaseModel):
             the teacher checkpoint loads, and again after ``init_weights`` (which the Runner calls before
             training and which would re-initialise them); mmengine loads ``load_from`` or resumes after both,
             so a loaded checkpoint wins. Each pair must match in names and shapes.
+        allow_unnormalised_teacher (bool): accept a teacher whose data preprocessor does not normalise while the
+            student's does (a teacher trained on raw 0-255 pixels); otherwise that is an error at build time, as
+            it almost always means the teacher's normalisation went missing. A teacher config without
+            ``data_preprocessor`` uses the student's.
+        check_teacher (bool): at the first iteration of a run (not after resuming), log the frozen teacher's own
+            task loss on the batch beside the student's, and warn when the teacher is no better
+            (``teacher_check.py``): a wrong checkpoint, normalisation or class order shows in minutes.
 
     Optimizers: one ``optim_wrapper`` covers the student and the distiller's modules; with
     ``constructor='mmdistkd.SeparateDistillerOptimWrapperConstructor'`` the distiller's modules get an optimizer
@@ -62,11 +72,21 @@ class SingleTeacherDistill(BaseModel):
     def __init__(self, architecture, teacher, distiller, teacher_ckpt=None, teacher_trainable=False,
                  teacher_norm_eval=True, student_trainable=True, calculate_student_loss=True,
                  student_loss_weight=1.0, teacher_forward='tensor', data_preprocessor=None, init_cfg=None,
-                 teacher_autocast=None, teacher_channels_last=False, inherit_from_teacher=None):
+                 teacher_autocast=None, teacher_channels_last=False, inherit_from_teacher=None,
+                 allow_unnormalised_teacher=False, check_teacher=True):
         forward_strategy = build_teacher_forward(teacher_forward)
-        student = architecture if isinstance(architecture, torch.nn.Module) else \
-            build_submodel(architecture, 'student', data_preprocessor)
-        teacher_model = teacher if isinstance(teacher, torch.nn.Module) else build_submodel(teacher, 'teacher')
+        student_preprocessor = data_preprocessor
+        if isinstance(architecture, torch.nn.Module):
+            student = architecture
+        else:
+            student_cfg, student_scope = resolve_submodel(architecture, 'student', data_preprocessor)
+            # Copied before the student's build, which may alter it (RandomBatchAugment appends to its probs).
+            student_preprocessor = copy.deepcopy(student_cfg.get('data_preprocessor'))
+            student = build_resolved(student_cfg, student_scope, 'student')
+        # A teacher without a preprocessor of its own sees the data as the student does: its weights were
+        # trained on the same dataset, normalised alike (the registry default would feed it raw 0-255 pixels).
+        teacher_model = teacher if isinstance(teacher, torch.nn.Module) else \
+            build_submodel(teacher, 'teacher', student_preprocessor)
         if not torch.cuda.is_available():
             # SyncBN (mmseg's default) cannot run on CPU tensors under torch.distributed.
             student = revert_sync_batchnorm(student)
@@ -76,7 +96,10 @@ class SingleTeacherDistill(BaseModel):
         self.architecture = student
         self.frozen_teacher = FrozenTeacher(
             teacher_model, student.data_preprocessor, ckpt=teacher_ckpt, trainable=teacher_trainable,
-            norm_eval=teacher_norm_eval, autocast=teacher_autocast, channels_last=teacher_channels_last)
+            norm_eval=teacher_norm_eval, autocast=teacher_autocast, channels_last=teacher_channels_last,
+            allow_unnormalised=allow_unnormalised_teacher)
+        # A trainable teacher starts untrained by design: nothing to check.
+        self._teacher_check_pending = check_teacher and not teacher_trainable
         self.inherit_from_teacher = list(inherit_from_teacher or [])
         if self.inherit_from_teacher:
             if teacher_ckpt is None:
@@ -166,6 +189,11 @@ class SingleTeacherDistill(BaseModel):
         student_losses = self.record_student(inputs, data_samples)
         if teacher_runs and not teacher_first:
             self.record_teacher(inputs, data_samples)
+        if self._teacher_check_pending:
+            self._teacher_check_pending = False
+            if is_first_iteration():
+                check_teacher(self.frozen_teacher, inputs, data_samples, student_losses,
+                              classifies=TASK_OF_PACKAGE.get(package_of(self.student)) == 'cls')
         losses = {}
         if self.calculate_student_loss:
             losses.update(rename_loss_dict('student.', reweight_loss_dict(student_losses, self.student_loss_weight)))

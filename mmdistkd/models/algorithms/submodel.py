@@ -18,17 +18,25 @@ from mmengine.utils import get_installed_path
 CANDIDATE_SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
 
 
-def load_model_config(cfg_path):
-    """(model cfg, default scope) of a config file given as ``pkg::rel/path.py`` or a local path."""
+def config_file(cfg_path):
+    """The file of a config given as ``pkg::rel/path.py`` (inside an installed package) or as a local path."""
     if '::' in cfg_path:
         package, rel_path = cfg_path.split('::', 1)
         if package not in MODULE2PACKAGE:
             raise ValueError(f'cfg_path {cfg_path!r}: unknown package {package!r}; known: {sorted(MODULE2PACKAGE)}')
-        path = _get_external_cfg_base_path(get_installed_path(MODULE2PACKAGE[package]), rel_path)
-    else:
-        if not osp.isfile(cfg_path):
-            raise FileNotFoundError(f'cfg_path {cfg_path!r} does not exist')
-        path = cfg_path
+        return _get_external_cfg_base_path(get_installed_path(MODULE2PACKAGE[package]), rel_path)
+    if not osp.isfile(cfg_path):
+        raise FileNotFoundError(
+            f'cfg_path {cfg_path!r} does not exist (looked for {osp.abspath(cfg_path)!r}). tools/train.py and '
+            'tools/test.py read a relative cfg_path from the folder of the config file that names it, as _base_, '
+            'then from the current directory; from Python, give a path from the current directory or a pkg:: '
+            'path (e.g. "mmdet::retinanet/retinanet_r50_fpn_2x_coco.py").')
+    return cfg_path
+
+
+def load_model_config(cfg_path):
+    """(model cfg, default scope) of a config file given as ``pkg::rel/path.py`` or a local path."""
+    path = config_file(cfg_path)
     cfg = Config.fromfile(path)
     if 'model' not in cfg:
         raise ValueError(f'{cfg_path} defines no `model`')
@@ -50,10 +58,10 @@ def _scope_holding(type_name):
     return None
 
 
-def build_submodel(model_cfg, role, data_preprocessor=None):
-    """Builds the student or teacher (``role`` names it in errors) under its own scope. ``data_preprocessor``
-    is used where the model config has none (the Runner hands a config's top-level one, as mmpretrain
-    configs keep it, to the distillation model)."""
+def resolve_submodel(model_cfg, role, data_preprocessor=None):
+    """(model cfg, registry scope) of the student or teacher (``role`` names it in errors): ``cfg_path`` read
+    and its overrides merged, ``data_preprocessor`` filled in where the model config has none (the Runner hands
+    a config's top-level one, as mmpretrain configs keep it, to the distillation model)."""
     model_cfg = copy.deepcopy(model_cfg)
     scope = model_cfg.pop('_scope_', None)
     if 'cfg_path' in model_cfg:
@@ -77,9 +85,20 @@ def build_submodel(model_cfg, role, data_preprocessor=None):
         if scope is None:
             raise ValueError(f'the {role} type {type_name!r} is not registered in any of {CANDIDATE_SCOPES}; '
                              'prefix it with its package (e.g. "mmdet.RetinaNet") or give `cfg_path`')
+    return model_cfg, scope
+
+
+def build_resolved(model_cfg, scope, role):
+    """Builds a model config of :func:`resolve_submodel` in its registry ``scope``."""
     with ROOT_MODELS.switch_scope_and_registry(scope) as registry:
         if registry.scope != scope:
             raise ValueError(f'the {role} needs the registry scope {scope!r}, which is not installed')
         model = registry.build(model_cfg)
     model._mmdistkd_scope = scope
     return model
+
+
+def build_submodel(model_cfg, role, data_preprocessor=None):
+    """Builds the student or teacher (``role`` names it in errors) under its own scope; see
+    :func:`resolve_submodel` for ``data_preprocessor``."""
+    return build_resolved(*resolve_submodel(model_cfg, role, data_preprocessor), role)

@@ -19,7 +19,8 @@ applied to the recorded value).
 Losses follow the contract of ``mmdistkd.models.losses.DistillLoss`` (docs/adding_a_loss.md): one with
 ``takes_data_samples = True`` also receives the batch's data samples (ground truth); one with
 ``compares_class_scores = True`` makes ``check_num_classes`` compare the recorded heads' ``num_classes``.
-A loss returns a tensor, logged and summed under its config name, or a dict whose ``'loss'`` entry is that
+Every ``distill_losses`` name contains ``'loss'`` (``loss_dist``, ...): mmengine optimises only such keys, so any
+other name is refused at build time. A loss returns a tensor, logged and summed under its config name, or a dict whose ``'loss'`` entry is that
 and whose other entries are logged under their own keys (which must not contain ``'loss'``).
 
 A plain ``nn.Module`` loss (e.g. MMRazor's or another package's) works as a ``DistillLoss`` with both
@@ -98,9 +99,20 @@ class ConfigurableDistiller(nn.Module):
             name for name, loss in distill_losses.items() if loss.takes_data_samples}
         self._losses_comparing_class_scores = {
             name for name, loss in distill_losses.items() if loss.compares_class_scores}
+        self._check_loss_names()
         self._check_mappings()
 
     # ------------------------------------------------------------------ build-time checks
+    def _check_loss_names(self):
+        """mmengine optimises only the logged entries whose key contains ``'loss'``: any other name would be
+        logged every step and never trained."""
+        for loss_name in self.distill_losses:
+            if 'loss' not in loss_name:
+                raise ValueError(
+                    f'distill_losses[{loss_name!r}]: mmengine adds only keys containing "loss" to the optimised '
+                    f'total, so this loss would be logged but never train the student. Rename it, e.g. '
+                    f'"loss_{loss_name}", in distill_losses and in loss_forward_mappings.')
+
     def _check_mappings(self):
         for loss_name in self.distill_losses:
             if loss_name not in self.loss_forward_mappings:

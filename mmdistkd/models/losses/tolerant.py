@@ -1,5 +1,5 @@
 """Tolerant teacher (Yang et al., "Knowledge Distillation in Generations: More Tolerant Teachers Educate
-Better Students", AAAI 2019), methods.md section 3.
+Better Students", AAAI 2019, arXiv:1805.05551); the dense-task extension is ours (docs/tolerant.md).
 
 The first teacher of a generation chain is trained with ``eta * L_task + (1 - eta) * TSD``, where the
 top score difference
@@ -159,7 +159,7 @@ class TolerantLoss(Fp32Loss):
         eta: weight of the base loss; ``1 - eta`` weighs TSD (``eta = 1``: a strict teacher). The default
             0.9 comes from a sweep on the demo classification data (docs/tolerant.md: one seed, a small
             CNN): the teacher and its generation-1 student were best at 0.9, and both lost accuracy
-            steadily as eta fell to 0.7, 0.6, 0.5. methods.md fixes no value; sweep it on real data.
+            steadily as eta fell to 0.7, 0.6, 0.5. The paper's value was not retrieved; sweep it on real data.
         k: number of top classes in TSD. The default 3 (two secondary classes): k = 2, 3, 5 did not differ
             beyond noise in that sweep.
         loss_weight: scale of the TSD term; None takes the base loss's ``loss_weight`` (e.g. 0.4 on an

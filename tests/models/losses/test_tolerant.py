@@ -1,5 +1,6 @@
-"""TopScoreDifferenceLoss and TolerantLoss, against references written from methods.md section 3 and
-inside the real mmpretrain / mmseg / mmdet heads they are meant to drop into."""
+"""TopScoreDifferenceLoss and TolerantLoss, against references written from the paper's TSD (Yang et al., AAAI
+2019; docs/tolerant.md, with its dense-task extension) and inside the real mmpretrain / mmseg / mmdet heads they
+are meant to drop into."""
 import math
 
 import pytest

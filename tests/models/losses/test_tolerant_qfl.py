@@ -1,5 +1,5 @@
 """TolerantLoss around mmdet's QualityFocalLoss inside the real RTMDet and GFL heads (their (label, IoU score)
-targets), against a reference TSD written from methods.md section 3 on what the head passed to its loss."""
+targets), against a reference TSD written from docs/tolerant.md on what the head passed to its loss."""
 import math
 
 import pytest
