@@ -1,17 +1,17 @@
 # Copyright (c) mmdistkd. Same flags as mmdet's tools/test.py. On a distillation config it evaluates the
 # student and never loads (or downloads) the teacher's weights; CHECKPOINT may be a distillation checkpoint
-# or a plain student one (student_final.pth).
+# or a plain student one (student_final.pth). With a plain student config, a distillation checkpoint is
+# evaluated as its student. A CHECKPOINT that leaves part of the model unloaded is an error unless
+# `--cfg-options load_from_partial=True` (mmdistkd's StrictLoadRunner).
 import argparse
 import os
 
 from mmengine.config import DictAction
 from mmengine.evaluator import DumpResults
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 import mmdistkd  # noqa: F401
 from mmdistkd.analysis.configs import is_distill_config
-from mmdistkd.utils.launch import load_config, setup_cpu_distributed
+from mmdistkd.utils.launch import build_runner, load_config, setup_cpu_distributed
 
 
 def parse_args():
@@ -42,7 +42,7 @@ def main():
             cfg.test_cfg = dict(type='TestLoop')
 
     setup_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = build_runner(cfg)
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError('The dump file must be a pkl file.')

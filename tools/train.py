@@ -4,11 +4,9 @@ import os
 
 from mmengine.config import DictAction
 from mmengine.logging import print_log
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 import mmdistkd  # noqa: F401  (registers mmdistkd's modules, mmdistkd:: configs, safe checkpoint loading)
-from mmdistkd.utils.launch import load_config, setup_cpu_distributed
+from mmdistkd.utils.launch import build_runner, load_config, setup_cpu_distributed
 
 
 def parse_args():
@@ -70,7 +68,7 @@ def main():
         cfg.load_from = args.resume
 
     setup_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = build_runner(cfg)
     runner.train()
 
 

@@ -14,7 +14,8 @@
 # student_final.pth, written by StudentExportHook at the end, holds the student's raw weights.
 _base_ = ['mmdet::rtmdet/rtmdet_s_8xb32-300e_coco.py']
 custom_imports = dict(imports=['mmdistkd'], allow_failed_imports=False)
-custom_hooks = [*_base_.custom_hooks, dict(type='mmdistkd.StudentExportHook')]
+custom_hooks = [*_base_.custom_hooks, dict(type='mmdistkd.NonFiniteLossHook'),
+                dict(type='mmdistkd.StudentExportHook')]
 
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v3.0/rtmdet/rtmdet_l_8xb32-300e_coco/rtmdet_l_8xb32-300e_coco_20220719_112030-5a0be7c4.pth'  # noqa: E501
 model = dict(

@@ -20,7 +20,8 @@
 # student_final.pth holds the raw ones.
 _base_ = ['mmdet::rtmdet/rtmdet_s_8xb32-300e_coco.py', '../_base_/recipes/dpk_modules_adamw.py']
 custom_imports = dict(imports=['mmdistkd'], allow_failed_imports=False)
-custom_hooks = [*_base_.custom_hooks, dict(type='mmdistkd.StudentExportHook')]
+custom_hooks = [*_base_.custom_hooks, dict(type='mmdistkd.NonFiniteLossHook'),
+                dict(type='mmdistkd.StudentExportHook')]
 
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v3.0/rtmdet/rtmdet_l_8xb32-300e_coco/rtmdet_l_8xb32-300e_coco_20220719_112030-5a0be7c4.pth'  # noqa: E501
 fgd = dict(type='FGDLoss', in_channels=256, temp=0.5, alpha_fgd=2e-3, beta_fgd=1e-3, gamma_fgd=1e-3, lambda_fgd=1e-5)

@@ -1,5 +1,5 @@
-"""What ``tools/train.py`` and ``tools/test.py`` share: the config as mmdet's scripts prepare it, plus
-distributed runs on CPU (gloo) for tests and users without GPUs.
+"""What ``tools/train.py`` and ``tools/test.py`` share: the config as mmdet's scripts prepare it, the runner,
+plus distributed runs on CPU (gloo) for tests and users without GPUs.
 
 mmengine's pytorch launcher calls ``torch.cuda.set_device`` and its Runner wraps DDP with
 ``device_ids=[LOCAL_RANK]``, both of which fail on CPU; a process group initialised here is reused by the
@@ -11,6 +11,10 @@ import os.path as osp
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
+from mmengine.registry import RUNNERS
+
+from mmdistkd.engine.runner import StrictLoadRunner
+from .config_paths import anchor_cfg_paths
 
 
 def load_config(config, cfg_options=None, work_dir=None, launcher='none'):
@@ -18,11 +22,20 @@ def load_config(config, cfg_options=None, work_dir=None, launcher='none'):
     cfg.launcher = launcher
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    anchor_cfg_paths(cfg, config)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
     return cfg
+
+
+def build_runner(cfg):
+    """The runner the config names in ``runner_type``, else mmdistkd's ``StrictLoadRunner`` (mmengine's Runner
+    whose ``load_from`` must load the whole model; ``load_from_partial=True`` accepts less)."""
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return StrictLoadRunner.from_cfg(cfg)
 
 
 def setup_cpu_distributed(cfg):

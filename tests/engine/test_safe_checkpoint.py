@@ -1,5 +1,7 @@
 import functools
+import hashlib
 import http.server
+import json
 import os
 import pickle
 import threading
@@ -17,9 +19,14 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from torch import nn
 from torch.utils.data import Dataset
 
-from mmdistkd.engine.safe_checkpoint import (UntrustedCheckpointError,
+from mmdistkd.engine import safe_checkpoint
+from mmdistkd.engine.safe_checkpoint import (CheckpointDownloadError,
+                                             CheckpointHashError,
+                                             CorruptCheckpointError,
+                                             UntrustedCheckpointError,
                                              load_from_http, load_from_local,
-                                             register_safe_checkpoint_loaders)
+                                             register_safe_checkpoint_loaders,
+                                             sha256_prefix_in_name)
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -229,3 +236,131 @@ def test_http_loader_loads_weights_and_refuses_pickles(http_root, tmp_path):
     with pytest.raises(UntrustedCheckpointError):
         _load_checkpoint(f'{url}/evil.pth')
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------------- damaged files, downloads, hashes
+def save_teacher(path):
+    """A teacher checkpoint for ``build_model``'s teacher (the DPK distillation model of
+    test_distill_optim_wrapper): a real mmpretrain ResNet."""
+    from test_distill_optim_wrapper import build_model
+    torch.save({'state_dict': build_model(seed=1).teacher.state_dict()}, path)
+    return path
+
+
+def build_with_teacher(teacher_ckpt):
+    from test_distill_optim_wrapper import build_model
+    return build_model(teacher_ckpt=str(teacher_ckpt))
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    """~/.cache of the test: where verified checkpoints are recorded."""
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+    return tmp_path / 'cache'
+
+
+def test_truncated_teacher_is_reported_as_such_with_its_name(tmp_path, cache_home):
+    whole = save_teacher(tmp_path / 'whole.pth').read_bytes()
+    truncated = tmp_path / 'teacher.pth'
+    truncated.write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(CorruptCheckpointError, match=f'{truncated}.*corrupt or truncated') as error:
+        build_with_teacher(truncated)
+    assert 'does not match' not in str(error.value)
+
+
+@pytest.mark.parametrize('content', ['random', 'empty', 'truncated legacy'])
+def test_damaged_files_are_reported_as_corrupt_not_as_untrusted(tmp_path, content):
+    legacy = tmp_path / 'legacy.pth'
+    torch.save({'state_dict': nn.Linear(64, 64).state_dict()}, legacy, _use_new_zipfile_serialization=False)
+    damaged = tmp_path / 'damaged.pth'
+    damaged.write_bytes({'random': np.random.default_rng(0).bytes(5000), 'empty': b'',
+                         'truncated legacy': legacy.read_bytes()[:-100]}[content])
+    with pytest.raises(CorruptCheckpointError, match=f'Cannot read checkpoint {damaged}: .*corrupt or truncated'):
+        _load_checkpoint(str(damaged))
+
+
+def test_refusal_of_a_dangerous_global_never_suggests_unpickling_it(tmp_path):
+    marker = tmp_path / 'pwned'
+    checkpoint = tmp_path / 'evil.pth'
+    save_malicious(checkpoint, malicious_payloads(marker)['os.system'])
+    with pytest.raises(UntrustedCheckpointError) as error:
+        _load_checkpoint(str(checkpoint))
+    message = str(error.value)
+    assert "'posix.system'" in message and 'can run any code' in message and 'Do not load this file' in message
+    assert 'weights_only=False' not in message and 'weights_only' not in message
+    assert not marker.exists()
+
+
+def test_truncated_resume_file_is_named(tmp_path):
+    build_runner(tmp_path / 'first', max_iters=2).train()
+    checkpoint = tmp_path / 'first' / 'iter_2.pth'
+    checkpoint.write_bytes(checkpoint.read_bytes()[:-1000])
+    runner = build_runner(tmp_path / 'second', max_iters=4, load_from=str(checkpoint), resume=True)
+    with pytest.raises(CorruptCheckpointError, match=f'{checkpoint}: the file is corrupt or truncated'):
+        runner.train()
+
+
+def sha256_named(path):
+    """``path`` renamed as OpenMMLab names its checkpoints: ``<stem>-<first 8 hex of SHA-256>.pth``."""
+    named = path.with_name(f'{path.stem}-{hashlib.sha256(path.read_bytes()).hexdigest()[:8]}.pth')
+    path.rename(named)
+    return named
+
+
+def test_teacher_named_after_its_sha256_is_verified_once(tmp_path, cache_home, monkeypatch):
+    teacher = sha256_named(save_teacher(tmp_path / 'teacher.pth'))
+    build_with_teacher(teacher)
+    record = json.loads((cache_home / 'mmdistkd' / 'verified_checkpoints.json').read_text())
+    assert list(record) == [str(teacher)]
+    # Unchanged: not hashed again.
+    monkeypatch.setattr(safe_checkpoint.hashlib, 'sha256', lambda: pytest.fail('hashed a verified file again'))
+    build_with_teacher(teacher)
+
+
+def test_teacher_with_bytes_altered_inside_a_tensor_is_refused(tmp_path, cache_home):
+    teacher = sha256_named(save_teacher(tmp_path / 'teacher.pth'))
+    expected = teacher.stem.rsplit('-', 1)[1]
+    build_with_teacher(teacher)  # verified and recorded
+    data = bytearray(teacher.read_bytes())
+    largest = max(torch.load(teacher, weights_only=True)['state_dict'].values(), key=torch.Tensor.numel)
+    start = bytes(data).find(largest.numpy().tobytes()[:256])
+    assert start > 0 and largest.numel() * 4 > 4096
+    data[start:start + 4096] = bytes(4096)
+    teacher.write_bytes(bytes(data))
+    torch.load(teacher, weights_only=True)  # torch does not notice: it checks no CRC
+    actual = hashlib.sha256(bytes(data)).hexdigest()[:8]
+    with pytest.raises(CheckpointHashError, match=f'{teacher} is damaged: .* starts with {expected}, .* to {actual}'):
+        build_with_teacher(teacher)
+
+
+def test_names_ending_in_a_date_or_no_hash_are_not_verified():
+    assert sha256_prefix_in_name('/x/resnet50_8xb32_in1k_20210831-ea4938fc.pth') == 'ea4938fc'
+    assert sha256_prefix_in_name('teacher-20240101.pth') is None
+    assert sha256_prefix_in_name('teacher.pth') is None
+
+
+UNREACHABLE = 'http://127.0.0.1:9/teacher-12345678.pth'  # the discard port: refused at once, nothing downloads
+
+
+def test_download_failure_names_the_url(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    with pytest.raises(CheckpointDownloadError, match=f'Cannot download checkpoint {UNREACHABLE}: .*refused'):
+        _load_checkpoint(UNREACHABLE)
+
+
+def test_teacher_url_without_network_says_how_to_give_a_local_file(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    with pytest.raises(CheckpointDownloadError, match=rf"teacher_ckpt '{UNREACHABLE}' cannot be downloaded .*"
+                       r'download the file elsewhere.*--cfg-options model.teacher_ckpt=/path/file.pth'):
+        build_with_teacher(UNREACHABLE)
+
+
+def test_downloaded_teacher_is_verified_in_the_download_cache(http_root, tmp_path, cache_home):
+    root, url = http_root
+    good = sha256_named(save_teacher(root / 'teacher.pth'))
+    build_with_teacher(f'{url}/{good.name}')
+    bad = root / 'teacher-0badc0de.pth'
+    good.rename(bad)
+    cached = tmp_path / 'torch_home' / 'hub' / 'checkpoints' / bad.name
+    with pytest.raises(CheckpointHashError, match=f'{cached} is damaged: .* starts with 0badc0de'):
+        build_with_teacher(f'{url}/{bad.name}')

@@ -1,1 +1,2 @@
+from .non_finite_loss_hook import NonFiniteLossHook  # noqa: F401
 from .student_export_hook import StudentExportHook  # noqa: F401

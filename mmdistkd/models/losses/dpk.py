@@ -71,12 +71,14 @@ Two settings where the authors' tasks differ (zongdaoming/dpk @7f66025):
   ``norm_layer=nn.LayerNorm``, which ``detection/configs/distillers/dpk/dpk_*_cfg.py`` leave as it is).
   Default 1e-5.
 """
+import hashlib
 import logging
 import math
 
 import torch
 import torch.nn.functional as F
-from mmengine.logging import print_log
+from mmengine.dist import get_dist_info
+from mmengine.logging import MessageHub, print_log
 from torch import nn
 
 from mmdistkd.registry import MODELS
@@ -359,10 +361,24 @@ class DPKLoss(DistillLoss):
         return min(max(math.floor(ratio * num_tokens), self.min_tokens), num_tokens - 1)
 
     @staticmethod
-    def random_prior_mask(batch, num_tokens, num_prior, device):
-        """``(B, N)`` boolean mask, True at exactly ``num_prior`` random positions per image."""
-        prior_ids = torch.rand(batch, num_tokens, device=device).argsort(dim=1)[:, :num_prior]
+    def random_prior_mask(batch, num_tokens, num_prior, device, generator=None):
+        """``(B, N)`` boolean mask, True at exactly ``num_prior`` random positions per image, drawn from
+        ``generator`` (a CPU one) or else from the global random state of ``device``."""
+        scores = torch.rand(batch, num_tokens, generator=generator, device='cpu' if generator is not None else device)
+        prior_ids = scores.argsort(dim=1)[:, :num_prior].to(device)
         return torch.zeros(batch, num_tokens, dtype=torch.bool, device=device).scatter_(1, prior_ids, True)
+
+    def mask_generator(self):
+        """In a Runner's training loop, a generator seeded from the run's seed, the iteration, the rank and the
+        stage: a resumed run draws the masks of an uninterrupted one (the global random state is not in
+        checkpoints), and ranks, whose images differ, draw masks of their own. Outside a training loop there
+        is no iteration to seed from: None, the global random state."""
+        message_hub = MessageHub.get_current_instance()
+        if message_hub.get_info('loop_stage') != 'train':
+            return None
+        # torch.initial_seed() is the seed the Runner set (and set again from the checkpoint on resume).
+        key = f'{torch.initial_seed()}/{message_hub.get_info("iter")}/{get_dist_info()[0]}/{self.ratio_key}'
+        return torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], 'little'))
 
     def generate(self, feat_s, feat_t, prior_mask):
         """The generated teacher map ``F_hat (B, Ct, H, W)`` from ``feat_s (B, Cs, H, W)`` and
@@ -416,7 +432,7 @@ class DPKLoss(DistillLoss):
         ratio = self.prior_ratio(feat_s, feat_t)
         num_tokens = math.prod(self.token_grid(height, width))
         prior_mask = self.random_prior_mask(batch, num_tokens, self.num_prior_tokens(ratio, num_tokens),
-                                            feat_t.device)
+                                            feat_t.device, self.mask_generator())
         out = self.compare(self.generate(feat_s, feat_t, prior_mask), feat_t, data_samples)
         out['loss'] = self.loss_weight * out['loss']
         out[self.ratio_key] = feat_t.new_tensor(ratio)
