@@ -46,7 +46,12 @@ step "mmengine 0.10.7"
 WHEEL_DIR="$CACHE/mmcv-2.1.0/torch-$TORCH_VER-$CUDA_TAG-$PY_TAG"
 if ! ls "$WHEEL_DIR"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
     step "mmcv 2.1.0 with ops: compiling (about 10 minutes on 2 cores; cached in $WHEEL_DIR)"
-    if [ "$CUDA_TAG" != cpu ] && command -v nvcc >/dev/null; then export FORCE_CUDA=1; else export FORCE_CUDA=0; fi
+    if [ "$CUDA_TAG" != cpu ] && command -v nvcc >/dev/null; then
+        export FORCE_CUDA=1
+        # This GPU's architecture only (torch's whole list compiles for hours); a list the user set wins.
+        export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-$("$PY" -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability())')}
+        step "mmcv CUDA ops for TORCH_CUDA_ARCH_LIST=$TORCH_CUDA_ARCH_LIST"
+    else export FORCE_CUDA=0; fi
     mkdir -p "$WHEEL_DIR"
     build_log="$WHEEL_DIR/build.log"
     src_dir=$(mktemp -d)
@@ -55,11 +60,13 @@ if ! ls "$WHEEL_DIR"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
     tar xzf "$src_dir"/mmcv-2.1.0.tar.gz -C "$src_dir"
     # torch >= 2.10 headers require C++20; mmcv 2.1.0's setup.py hard-codes -std=c++17.
     sed -i 's/-std=c++17/-std=c++20/g' "$src_dir"/mmcv-2.1.0/setup.py
+    build_start=$SECONDS
     MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} "$PY" -m pip wheel --disable-pip-version-check \
         -c requirements/constraints.txt --no-deps --no-build-isolation \
         -w "$WHEEL_DIR" "$src_dir"/mmcv-2.1.0 >>"$build_log" 2>&1 \
         || { grep -m5 -B2 -A3 " error" "$build_log" >&2; fail "mmcv 2.1.0 did not compile; full log: $build_log"; }
     rm -rf "$src_dir"
+    step "mmcv 2.1.0 compiled in $(( (SECONDS - build_start) / 60 ))m$(( (SECONDS - build_start) % 60 ))s (FORCE_CUDA=$FORCE_CUDA)"
 else
     step "mmcv 2.1.0 from cache $WHEEL_DIR"
 fi

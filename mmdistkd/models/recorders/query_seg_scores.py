@@ -10,6 +10,8 @@ from the last decoder layer; ``QuerySegLogScores`` records that map (before ``pr
 from the head's forward output, so the same recorder serves a teacher (whose head the ``'seg_decode_aux'``
 teacher forward runs) and a student (whose head runs inside its ``loss``).
 """
+import contextlib
+
 import torch
 
 from mmdistkd.registry import MODELS
@@ -20,7 +22,11 @@ from .recorders import ModuleRecorder
 def query_seg_scores(cls_scores, mask_preds):
     """``(N, C, h, w)`` per-pixel class scores from one decoder layer's query class logits ``(N, Q, C + 1)``
     and mask logits ``(N, Q, h, w)``, in float32 (mmseg's ``predict`` without its upsampling)."""
-    with torch.autocast(device_type=cls_scores.device.type, enabled=False):
+    device_type = cls_scores.device.type
+    # A device type without autocast (e.g. meta) has no autocast region to leave; entering one would raise.
+    precision = torch.autocast(device_type=device_type, enabled=False) \
+        if torch.amp.is_autocast_available(device_type) else contextlib.nullcontext()
+    with precision:
         class_probs = cls_scores.float().softmax(dim=-1)[..., :-1]
         return torch.einsum('nqc,nqhw->nchw', class_probs, mask_preds.float().sigmoid())
 
