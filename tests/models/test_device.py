@@ -52,6 +52,14 @@ from test_single_teacher_distill import batch, build, classifier, kd_distiller
 from test_teacher_forward import dist_distiller, tiny_faster_rcnn, tiny_segmentor
 
 PACKAGE_DIR = osp.dirname(mmdistkd.__file__) + osp.sep
+
+
+@pytest.fixture(autouse=True)
+def mmdistkd_scope():
+    """Losses and recorders are built by their bare names, as a distiller builds them: in mmdistkd's scope (a
+    Runner of an earlier test leaves its own default scope behind)."""
+    with DefaultScope.overwrite_default_scope('mmdistkd'):
+        yield
 TORCH_OVERRIDES = torch.overrides.__file__  # its dispatch frames stand between a caller and the mode
 FACTORIES = {getattr(torch, name) for name in (
     'zeros', 'ones', 'empty', 'full', 'arange', 'range', 'linspace', 'logspace', 'eye', 'tensor', 'as_tensor',
