@@ -15,3 +15,7 @@ LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope='mmdistkd', locations=['mm
 OPTIM_WRAPPER_CONSTRUCTORS = Registry('optimizer wrapper constructor', parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
                                       scope='mmdistkd', locations=['mmdistkd.engine'])
 # Recorders and connectors are models in MMRazor too (``type='ModuleOutputs'`` resolves in MODELS).
+
+# How the teacher runs in a training step (``teacher_forward``): mmdistkd's own kind, so it has no mmengine parent.
+TEACHER_FORWARDS = Registry('teacher forward', scope='mmdistkd',
+                            locations=['mmdistkd.models.algorithms.teacher_forward'])

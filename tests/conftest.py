@@ -40,10 +40,11 @@ def run_tool(args, timeout=600, env=None):
     return result
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def fresh_message_hub(request):
-    """A new current mmengine MessageHub, as at the start of a run: a Runner built earlier in the same process
-    leaves its own (with its last iteration) as the current one."""
+    """A new current mmengine MessageHub for every test, as at the start of a run: a Runner built earlier in the
+    same process would leave its own as the current one, with its last iteration and loop stage, which the
+    first step's teacher check and DPK's mask generator read."""
     from mmengine.logging import MessageHub
     return MessageHub.get_instance(f'test-{request.node.nodeid}')
 

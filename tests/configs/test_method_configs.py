@@ -150,7 +150,6 @@ def test_a_student_other_than_the_base_is_found(tmp_path):
     assert 'retinanet_r18_fpn_1x_coco.py' in student_base_mismatch(str(config))
 
 
-@pytest.mark.usefixtures('fresh_message_hub')
 @pytest.mark.parametrize('config', CONFIGS, ids=[config_id(c) for c in CONFIGS])
 def test_config_trains_one_step(config):
     """One training step of the whole config: the teacher's backbone receives the raw images normalised as the

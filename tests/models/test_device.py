@@ -40,13 +40,13 @@ from torch.overrides import TorchFunctionMode
 
 import mmdistkd
 from mmdistkd.analysis.synthetic import fit_preprocessor_to_size, synthetic_batch_for
-from mmdistkd.models.algorithms.teacher_forward import TEACHER_FORWARDS, build_teacher_forward
+from mmdistkd.models.algorithms.teacher_forward import build_teacher_forward
 from mmdistkd.models.losses import Fp32Loss, KLDivergence, kd
 from mmdistkd.models.losses.cka import batch_unbiased_cka, token_linear_cka
 from mmdistkd.models.losses.relations import pearson_relations
 from mmdistkd.models.recorders import RecorderManager
 from mmdistkd.models.recorders.recorders import BaseRecorder
-from mmdistkd.registry import MODELS
+from mmdistkd.registry import MODELS, TEACHER_FORWARDS
 from conftest import REPO
 from test_single_teacher_distill import batch, build, classifier, kd_distiller
 from test_teacher_forward import dist_distiller, tiny_faster_rcnn, tiny_segmentor
@@ -252,7 +252,7 @@ def test_every_registered_loss_and_recorder_has_a_case():
     recorders = {name for name, cls in registered.items() if issubclass(cls, BaseRecorder)}
     assert losses == {name for name, *_ in LOSS_CASES.values()}, 'give each registered loss a case in LOSS_CASES'
     assert recorders == set(RECORDER_CASES), 'give each registered recorder a case in RECORDER_CASES'
-    assert set(TEACHER_FORWARDS) == set(STRATEGY_CASES), 'give each teacher-forward strategy a case'
+    assert set(TEACHER_FORWARDS.module_dict) == set(STRATEGY_CASES), 'give each teacher-forward strategy a case'
 
 
 @pytest.mark.parametrize('case', [case for case, (*_, meta) in LOSS_CASES.items() if meta])

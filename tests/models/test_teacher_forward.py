@@ -11,7 +11,8 @@ from mmdistkd.models.algorithms.teacher_forward import (RoIOnStudentRoIsForward,
                                                         TensorForward, build_teacher_forward)
 from mmdistkd.models.algorithms.submodel import build_submodel
 from mmdistkd.models.losses import DISTLoss
-from test_single_teacher_distill import build, kd_distiller
+from mmdistkd.registry import TEACHER_FORWARDS
+from test_single_teacher_distill import batch, build, kd_distiller
 
 DET_CLASSES = 3
 
@@ -75,7 +76,7 @@ def two_stage():
     cls_logits = 'roi_head.bbox_head.fc_cls'
     return build(student=tiny_faster_rcnn(18), teacher=tiny_faster_rcnn(34), scope='mmdet',
                  distiller=kd_distiller(student_source=cls_logits, teacher_source=cls_logits),
-                 teacher_forward='roi_on_student_rois')
+                 teacher_forward='roi_on_student_rois', check_teacher=False)  # its tests count teacher forwards
 
 
 def detection_data(model):
@@ -253,3 +254,30 @@ def test_roi_strategy_refuses_a_one_stage_student():
 def test_unknown_teacher_forward_lists_the_strategies():
     with pytest.raises(ValueError, match=r"teacher_forward='rois'; choose one of \['roi_on_student_rois', "):
         build(teacher_forward='rois')
+
+
+@pytest.fixture
+def counting_forward():
+    """A strategy registered from outside mmdistkd, as a user's plugin registers one; unregistered after the test,
+    as the registry outlives it (test_device.py checks that each registered strategy has a case)."""
+    @TEACHER_FORWARDS.register_module(name='counting_tensor')
+    class CountingTensorForward(TensorForward):
+
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def __call__(self, teacher, inputs, data_samples):
+            self.calls += 1
+            super().__call__(teacher, inputs, data_samples)
+
+    yield CountingTensorForward
+    TEACHER_FORWARDS.module_dict.pop('counting_tensor')
+
+
+def test_strategy_registered_from_outside_runs_in_the_training_step(counting_forward):
+    model = build(teacher_forward='counting_tensor')
+    assert isinstance(model.teacher_forward, counting_forward)
+    losses = model.loss(**model.data_preprocessor(batch(), True))
+    assert model.teacher_forward.calls == 1
+    assert torch.isfinite(losses['loss_kd']) and losses['loss_kd'] > 0

@@ -12,7 +12,6 @@ from mmpretrain.structures import DataSample
 
 from test_single_teacher_distill import NUM_CLASSES, batch, build, classifier, kd_distiller
 
-pytestmark = pytest.mark.usefixtures('fresh_message_hub')
 CIFAR_MEAN, CIFAR_STD = (129.3, 124.1, 112.4), (68.2, 65.4, 70.4)
 
 

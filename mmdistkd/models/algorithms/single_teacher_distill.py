@@ -5,15 +5,16 @@ The teacher's lifecycle (outside the module tree, weights, inputs, precision, me
 """
 import copy
 import warnings
+from collections.abc import Sequence
 
 import torch
-from mmdet.models.utils import rename_loss_dict, reweight_loss_dict
 from mmengine.model import BaseModel, revert_sync_batchnorm
 
 from mmdistkd.registry import MODELS
+from mmdistkd.utils.student import accept_plain_student_checkpoint
 from mmdistkd.utils.tasks import TASK_OF_PACKAGE, package_of
-from ..recorders import find_submodule
 from .frozen_teacher import FrozenTeacher
+from .inherit import inherit_teacher_modules
 from .submodel import build_resolved, build_submodel, resolve_submodel
 from .teacher_check import check_teacher, is_first_iteration
 from .teacher_forward import build_teacher_forward
@@ -106,7 +107,7 @@ class SingleTeacherDistill(BaseModel):
                 warnings.warn(f'SingleTeacherDistill: inherit_from_teacher={self.inherit_from_teacher} copies a '
                               'randomly initialised teacher, as teacher_ckpt is None. Set teacher_ckpt for real '
                               'training.')
-            self._inherit()
+            inherit_teacher_modules(self.student, self.teacher, self.inherit_from_teacher)
         if teacher_trainable:
             # nn.Module.__setattr__ registers it as a submodule (the ``teacher`` property reads the same object).
             self.teacher = teacher_model
@@ -125,7 +126,7 @@ class SingleTeacherDistill(BaseModel):
         self.distiller.prepare_from_student(self.student)
         self.distiller.prepare_from_teacher(self.teacher)
         self.distiller.check_num_classes(self.student, self.teacher)
-        self._register_load_state_dict_pre_hook(self._accept_plain_student_checkpoint)
+        self._register_load_state_dict_pre_hook(accept_plain_student_checkpoint)
         self.train()
 
     @property
@@ -140,12 +141,7 @@ class SingleTeacherDistill(BaseModel):
     def init_weights(self):
         super().init_weights()
         # The student's init_cfg has just re-initialised the inherited modules.
-        self._inherit()
-
-    def _inherit(self):
-        for name in self.inherit_from_teacher:
-            copy_module_weights(find_submodule(self.teacher, name, 'teacher'),
-                                find_submodule(self.student, name, 'student'), name)
+        inherit_teacher_modules(self.student, self.teacher, self.inherit_from_teacher)
 
     # ------------------------------------------------------------------ the frozen teacher follows the model
     def _apply(self, fn, *args, **kwargs):
@@ -160,15 +156,6 @@ class SingleTeacherDistill(BaseModel):
         super().train(mode)
         self.frozen_teacher.train(mode)
         return self
-
-    def _accept_plain_student_checkpoint(self, state_dict, prefix, *args):
-        """``load_from`` a plain mmdet / mmseg / mmpretrain checkpoint of the student: its keys gain the
-        ``architecture.`` prefix instead of all missing silently."""
-        student_prefix = prefix + 'architecture.'
-        own = [k for k in state_dict if k.startswith(prefix)]
-        if own and not any(k.startswith(student_prefix) or k.startswith(prefix + 'distiller.') for k in own):
-            for key in own:
-                state_dict[student_prefix + key[len(prefix):]] = state_dict.pop(key)
 
     # ------------------------------------------------------------------ forward
     def forward(self, inputs, data_samples=None, mode='tensor'):
@@ -196,7 +183,7 @@ class SingleTeacherDistill(BaseModel):
                               classifies=TASK_OF_PACKAGE.get(package_of(self.student)) == 'cls')
         losses = {}
         if self.calculate_student_loss:
-            losses.update(rename_loss_dict('student.', reweight_loss_dict(student_losses, self.student_loss_weight)))
+            losses.update(weighted_student_losses(student_losses, self.student_loss_weight))
         losses.update(self.distiller.compute_distill_losses(data_samples))
         return losses
 
@@ -217,25 +204,10 @@ class SingleTeacherDistill(BaseModel):
         self.frozen_teacher.run(self.teacher_forward, inputs, data_samples)
 
 
-def copy_module_weights(source, target, name):
-    """Copies the parameters and buffers of the teacher's module ``source`` into the student's ``target``
-    (both called ``name``); refuses modules whose names or shapes differ."""
-    source_state, target_state = source.state_dict(), target.state_dict()
-    missing = [key for key in target_state if key not in source_state]
-    unexpected = [key for key in source_state if key not in target_state]
-    mismatched = [key for key in target_state
-                  if key in source_state and source_state[key].shape != target_state[key].shape]
-    if missing or unexpected or mismatched:
-        problems = []
-        if mismatched:
-            key = mismatched[0]
-            problems.append(f'first mismatching parameter {name}.{key}: student {tuple(target_state[key].shape)}, '
-                            f'teacher {tuple(source_state[key].shape)}')
-        for label, keys in (('missing in the teacher', missing), ('unexpected (only in the teacher)', unexpected)):
-            if keys:
-                named = [f'{name}.{key}' for key in keys[:5]]
-                problems.append(f'{label}: {", ".join(named)}{", ..." if len(keys) > 5 else ""}')
-        raise ValueError(f'inherit_from_teacher: the student\'s and the teacher\'s {name!r} differ ('
-                         + '; '.join(problems) + f'). Inherit only modules built alike on both sides, or remove '
-                         f'{name!r} from inherit_from_teacher.')
-    target.load_state_dict(source_state)
+def weighted_student_losses(losses, weight):
+    """The student's task losses named ``student.<name>``, those whose names hold ``loss`` scaled by ``weight``
+    (others, e.g. accuracies, are only logged), as mmdet's ``rename_loss_dict`` of ``reweight_loss_dict``."""
+    def scaled(value):
+        return [item * weight for item in value] if isinstance(value, Sequence) else value * weight
+
+    return {'student.' + name: scaled(value) if 'loss' in name else value for name, value in losses.items()}

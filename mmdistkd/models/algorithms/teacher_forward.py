@@ -12,13 +12,15 @@ Each strategy is a small object named in configs by ``teacher_forward``:
 
 A config gives a strategy by name, or as a dict of its name (``type``) and options. A strategy says whether it
 needs the student's forward first (``runs_after_student``) and keeps what it takes from the student in
-``student_output`` until its own forward consumes it.
+``student_output`` until its own forward consumes it. Strategies live in ``mmdistkd.registry.TEACHER_FORWARDS``;
+a new one is a ``TeacherForward`` subclass registered there with ``@TEACHER_FORWARDS.register_module(name=...)``.
 """
 import abc
 import inspect
 
 import torch
-from mmdet.models.roi_heads import CascadeRoIHead
+
+from mmdistkd.registry import TEACHER_FORWARDS
 
 
 class TeacherForward(abc.ABC):
@@ -40,12 +42,14 @@ class TeacherForward(abc.ABC):
         """Runs ``teacher`` on its (already transformed) ``inputs``; the teacher's recorders see this."""
 
 
+@TEACHER_FORWARDS.register_module(name='tensor')
 class TensorForward(TeacherForward):
 
     def __call__(self, teacher, inputs, data_samples):
         teacher(inputs, data_samples, mode='tensor')
 
 
+@TEACHER_FORWARDS.register_module(name='seg_decode_aux')
 class SegDecodeAuxForward(TeacherForward):
 
     def __call__(self, teacher, inputs, data_samples):
@@ -59,6 +63,7 @@ class SegDecodeAuxForward(TeacherForward):
                 head(features)
 
 
+@TEACHER_FORWARDS.register_module(name='roi_on_student_rois')
 class RoIOnStudentRoIsForward(TeacherForward):
     """``stage``: the stage of a cascade teacher (mmdet's ``CascadeRoIHead``) whose box head scores the RoIs
     (the DIST authors used stage 0); only that stage runs. A single-stage RoI head has only stage 0.
@@ -76,13 +81,13 @@ class RoIOnStudentRoIsForward(TeacherForward):
 
     def prepare(self, student, teacher):
         student_head, teacher_head = roi_head_of(student, 'student'), roi_head_of(teacher, 'teacher')
-        num_stages = teacher_head.num_stages if isinstance(teacher_head, CascadeRoIHead) else 1
+        num_stages = teacher_head.num_stages if is_cascade(teacher_head) else 1
         if self.stage >= num_stages:
             stages = 'only stage 0' if num_stages == 1 else f'stages 0 to {num_stages - 1} (num_stages={num_stages})'
             raise ValueError(f"teacher_forward=dict(type='roi_on_student_rois', stage={self.stage}): the teacher's "
                              f'{type(teacher_head).__name__} has {stages}; choose one of them')
         extractor = student_head.bbox_roi_extractor
-        if isinstance(student_head, CascadeRoIHead):
+        if is_cascade(student_head):
             extractor = extractor[0]  # one extractor per stage
         extractor.register_forward_pre_hook(self.keep_student_rois)
 
@@ -96,7 +101,7 @@ class RoIOnStudentRoIsForward(TeacherForward):
             raise RuntimeError("teacher_forward='roi_on_student_rois' found no student RoIs: the student's "
                                'roi_head.bbox_roi_extractor did not run in this step')
         features = teacher.extract_feat(inputs)
-        if isinstance(teacher.roi_head, CascadeRoIHead):
+        if is_cascade(teacher.roi_head):
             teacher.roi_head._bbox_forward(self.stage, features, rois)
         else:
             teacher.roi_head._bbox_forward(features, rois)
@@ -112,21 +117,22 @@ def roi_head_of(detector, role):
     return roi_head
 
 
-TEACHER_FORWARDS = {
-    'tensor': TensorForward,
-    'seg_decode_aux': SegDecodeAuxForward,
-    'roi_on_student_rois': RoIOnStudentRoIsForward,
-}
+def is_cascade(roi_head):
+    """Whether ``roi_head`` is mmdet's ``CascadeRoIHead`` (one box head per stage)."""
+    # Imported here: mmdet.models imports every mmdet model, which classification and segmentation runs do not need.
+    from mmdet.models.roi_heads import CascadeRoIHead
+    return isinstance(roi_head, CascadeRoIHead)
 
 
 def build_teacher_forward(spec):
-    """The strategy a config gives as ``teacher_forward``: its name, or a dict of its name (``type``) and its
-    options (e.g. ``dict(type='roi_on_student_rois', stage=0)``)."""
+    """The strategy a config gives as ``teacher_forward``: its name in ``TEACHER_FORWARDS``, or a dict of its name
+    (``type``) and its options (e.g. ``dict(type='roi_on_student_rois', stage=0)``)."""
     options = dict(spec) if isinstance(spec, dict) else dict(type=spec)
     name = options.pop('type', None)
-    if not isinstance(name, str) or name not in TEACHER_FORWARDS:
-        raise ValueError(f'teacher_forward={spec!r}; choose one of {sorted(TEACHER_FORWARDS)}')
-    strategy = TEACHER_FORWARDS[name]
+    strategies = TEACHER_FORWARDS.module_dict
+    if not isinstance(name, str) or name not in strategies:
+        raise ValueError(f'teacher_forward={spec!r}; choose one of {sorted(strategies)}')
+    strategy = strategies[name]
     accepted = set(inspect.signature(strategy).parameters)
     unknown = set(options) - accepted
     if unknown:
