@@ -31,14 +31,10 @@ model = dict(
                                  preds_T=dict(from_student=False, recorder='layer3')),
             loss_dpk_layer4=dict(preds_S=dict(from_student=True, recorder='layer4'),
                                  preds_T=dict(from_student=False, recorder='layer4')))))
-val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
 
 max_iters = 250
-optim_wrapper = dict(
-    _delete_=True,
-    constructor='mmdistkd.SeparateDistillerOptimWrapperConstructor',
-    architecture=_base_.optim_wrapper,
-    distiller=_base_.dpk_modules_optim_wrapper)
+optim_wrapper = dict(_base_.dpk_modules_beside_student, _delete_=True,
+                     architecture=_base_.optim_wrapper)
 param_scheduler = dict(
     _delete_=True,
     architecture=_base_.param_scheduler,

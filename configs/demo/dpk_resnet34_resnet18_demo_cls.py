@@ -29,11 +29,8 @@ model = dict(
                                  preds_T=dict(from_student=False, recorder='layer4')))))
 
 max_iters = 800
-optim_wrapper = dict(
-    _delete_=True,
-    constructor='mmdistkd.SeparateDistillerOptimWrapperConstructor',
-    architecture=_base_.optim_wrapper,
-    distiller=_base_.dpk_modules_optim_wrapper)
+optim_wrapper = dict(_base_.dpk_modules_beside_student, _delete_=True,
+                     architecture=_base_.optim_wrapper)
 param_scheduler = dict(
     _delete_=True,
     architecture=_base_.param_scheduler,

@@ -38,4 +38,3 @@ model = dict(
                                           preds_T=dict(from_student=False, recorder='fpn', data_idx=level - 3))
             for kind, level in (('dpk', 3), ('dpk', 4), ('dpk', 5), ('fgd', 6), ('fgd', 7))
         }))
-val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')

@@ -22,4 +22,3 @@ model = dict(
                                 preds_T=dict(from_student=False, recorder='decode')),
             loss_kd_aux=dict(preds_S=dict(from_student=True, recorder='aux'),
                              preds_T=dict(from_student=False, recorder='aux')))))
-val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')

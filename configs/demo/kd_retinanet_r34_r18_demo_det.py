@@ -17,4 +17,3 @@ model = dict(
         loss_forward_mappings=dict(loss_kd=dict(
             preds_S=dict(from_student=True, recorder='cls', record_idx='all'),
             preds_T=dict(from_student=False, recorder='cls', record_idx='all')))))
-val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')

@@ -42,7 +42,6 @@ model = dict(
                                   logits_T=dict(from_student=False, recorder='decode')),
             loss_dist_aux=dict(logits_S=dict(from_student=True, recorder='aux'),
                                logits_T=dict(from_student=False, recorder='aux')))))
-val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
 
 # The paper's schedule and augmentation: 8 GPUs x 2 images, 40k iterations, lr 0.02.
 train_dataloader = dict(batch_size=2, dataset=dict(pipeline=_base_.dist_kd_cityscapes_train_pipeline))

@@ -4,7 +4,10 @@
 # DIST on the classification branch (bbox_head.gfl_cls, one conv shared by the 5 FPN levels, called once per
 # level), every level, sigmoid; one anchor per location (ratios [1.0], one scale), so each location's 80
 # scores are a sample ('sigmoid_anchor'). Weight 1, tau 1 as the RetinaNet config (untuned here).
-_base_ = ['mmdet::gfl/gfl_r50_fpn_ms-2x_coco.py', '../_base_/distill_runtime.py']
+_base_ = [
+    'mmdet::gfl/gfl_r50_fpn_ms-2x_coco.py', '../_base_/distill_runtime.py',
+    '../_base_/recipes/dist_detection.py'
+]
 
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/gfl/gfl_r101_fpn_mstrain_2x_coco/gfl_r101_fpn_mstrain_2x_coco_20200629_200126-dd12f847.pth'  # noqa: E501
 model = dict(
@@ -13,13 +16,6 @@ model = dict(
     architecture=dict(cfg_path='mmdet::gfl/gfl_r50_fpn_ms-2x_coco.py'),
     teacher=dict(cfg_path='mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py'),
     teacher_ckpt=teacher_ckpt,
-    distiller=dict(
-        type='ConfigurableDistiller',
-        student_recorders=dict(cls=dict(type='ModuleOutputs', source='bbox_head.gfl_cls')),
-        teacher_recorders=dict(cls=dict(type='ModuleOutputs', source='bbox_head.gfl_cls')),
-        distill_losses=dict(loss_dist=dict(type='DISTLoss', mode='sigmoid_anchor', num_classes=80, tau=1.0,
-                                           loss_weight=1.0)),
-        loss_forward_mappings=dict(loss_dist=dict(
-            logits_S=dict(from_student=True, recorder='cls', record_idx='all'),
-            logits_T=dict(from_student=False, recorder='cls', record_idx='all')))))
-val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
+    distiller=dict(_base_.dist_sigmoid_anchor_distiller,
+                   student_recorders=dict(cls=dict(type='ModuleOutputs', source='bbox_head.gfl_cls')),
+                   teacher_recorders=dict(cls=dict(type='ModuleOutputs', source='bbox_head.gfl_cls'))))

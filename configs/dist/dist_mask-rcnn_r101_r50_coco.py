@@ -4,7 +4,8 @@
 # As dist_faster-rcnn_r101_r50_coco.py: DIST (softmax over the 80 classes + background) on the RoI head's class
 # logits, the teacher's RoI box head scoring the RoIs the student sampled in the same step. The mask branch is
 # untouched: the student trains it on its own mask loss, the teacher's mask head does not run.
-_base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_2x_coco.py', '../_base_/distill_runtime.py']
+_base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_2x_coco.py', '../_base_/distill_runtime.py',
+          '../_base_/recipes/dist_detection.py']
 
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/mask_rcnn/mask_rcnn_r101_fpn_2x_coco/mask_rcnn_r101_fpn_2x_coco_bbox_mAP-0.408__segm_mAP-0.366_20200505_071027-14b391c7.pth'  # noqa: E501
 model = dict(
@@ -14,12 +15,4 @@ model = dict(
     teacher=dict(cfg_path='mmdet::mask_rcnn/mask-rcnn_r101_fpn_2x_coco.py'),
     teacher_ckpt=teacher_ckpt,
     teacher_forward='roi_on_student_rois',
-    distiller=dict(
-        type='ConfigurableDistiller',
-        student_recorders=dict(cls=dict(type='ModuleOutputs', source='roi_head.bbox_head.fc_cls')),
-        teacher_recorders=dict(cls=dict(type='ModuleOutputs', source='roi_head.bbox_head.fc_cls')),
-        distill_losses=dict(loss_dist=dict(type='DISTLoss', tau=1.0, loss_weight=1.0)),
-        loss_forward_mappings=dict(loss_dist=dict(
-            logits_S=dict(from_student=True, recorder='cls'),
-            logits_T=dict(from_student=False, recorder='cls')))))
-val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
+    distiller=_base_.dist_roi_head_distiller)

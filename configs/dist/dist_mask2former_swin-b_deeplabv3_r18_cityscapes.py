@@ -32,7 +32,6 @@ model = dict(
         loss_forward_mappings=dict(loss_dist_decode=dict(
             logits_S=dict(from_student=True, recorder='decode'),
             logits_T=dict(from_student=False, recorder='scores')))))
-val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
 
 # The paper's DeepLabV3 schedule and augmentation: 8 GPUs x 2 images, 40k iterations, lr 0.02.
 train_dataloader = dict(batch_size=2, dataset=dict(pipeline=_base_.dist_kd_cityscapes_train_pipeline))

@@ -28,4 +28,3 @@ model = dict(
         loss_forward_mappings=dict(loss_dist_decode=dict(
             logits_S=dict(from_student=True, recorder='scores'),
             logits_T=dict(from_student=False, recorder='scores')))))
-val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')

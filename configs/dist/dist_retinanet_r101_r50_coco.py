@@ -4,7 +4,10 @@
 # 'sigmoid_anchor' relates the num_classes scores of each anchor instead.
 # The paper's teacher is RetinaNet X101-64x4d 1x (41.0 AP; dist_retinanet_x101_r50_coco.py); this R101 teacher
 # (mmdet's 2x, 38.9 AP) is ours, the cheaper option.
-_base_ = ['mmdet::retinanet/retinanet_r50_fpn_2x_coco.py', '../_base_/distill_runtime.py']
+_base_ = [
+    'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py', '../_base_/distill_runtime.py',
+    '../_base_/recipes/dist_detection.py'
+]
 
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/retinanet/retinanet_r101_fpn_2x_coco/retinanet_r101_fpn_2x_coco_20200131-5560aee8.pth'  # noqa: E501
 model = dict(
@@ -13,12 +16,6 @@ model = dict(
     architecture=dict(cfg_path='mmdet::retinanet/retinanet_r50_fpn_2x_coco.py'),
     teacher=dict(cfg_path='mmdet::retinanet/retinanet_r101_fpn_2x_coco.py'),
     teacher_ckpt=teacher_ckpt,
-    distiller=dict(
-        type='ConfigurableDistiller',
-        student_recorders=dict(cls=dict(type='ModuleOutputs', source='bbox_head.retina_cls')),
-        teacher_recorders=dict(cls=dict(type='ModuleOutputs', source='bbox_head.retina_cls')),
-        distill_losses=dict(loss_dist=dict(type='DISTLoss', mode='sigmoid_flat', tau=1.0, loss_weight=1.0)),
-        loss_forward_mappings=dict(loss_dist=dict(
-            logits_S=dict(from_student=True, recorder='cls', record_idx='all'),
-            logits_T=dict(from_student=False, recorder='cls', record_idx='all')))))
-val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
+    distiller=dict(_base_.dist_sigmoid_flat_distiller,
+                   student_recorders=dict(cls=dict(type='ModuleOutputs', source='bbox_head.retina_cls')),
+                   teacher_recorders=dict(cls=dict(type='ModuleOutputs', source='bbox_head.retina_cls'))))

@@ -12,10 +12,11 @@
 # refuses a key defined in two bases), so its lines are repeated below.
 # mmengine's EMAHook keeps the EMA weights (those the model zoo evaluates) in the training checkpoints;
 # student_final.pth, written by StudentExportHook at the end, holds the student's raw weights.
-_base_ = ['mmdet::rtmdet/rtmdet_s_8xb32-300e_coco.py']
+_base_ = ['mmdet::rtmdet/rtmdet_s_8xb32-300e_coco.py', '../_base_/recipes/dist_detection.py']
 custom_imports = dict(imports=['mmdistkd'], allow_failed_imports=False)
 custom_hooks = [*_base_.custom_hooks, dict(type='mmdistkd.NonFiniteLossHook'),
-                dict(type='mmdistkd.StudentExportHook')]
+                dict(type='mmdistkd.StudentExportHook'),
+                dict(type='mmdistkd.TeacherValHook')]
 
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v3.0/rtmdet/rtmdet_l_8xb32-300e_coco/rtmdet_l_8xb32-300e_coco_20220719_112030-5a0be7c4.pth'  # noqa: E501
 model = dict(
@@ -24,13 +25,6 @@ model = dict(
     architecture=dict(cfg_path='mmdet::rtmdet/rtmdet_s_8xb32-300e_coco.py'),
     teacher=dict(cfg_path='mmdet::rtmdet/rtmdet_l_8xb32-300e_coco.py'),
     teacher_ckpt=teacher_ckpt,
-    distiller=dict(
-        type='ConfigurableDistiller',
-        student_recorders=dict(cls=dict(type='ModuleOutputs', source='bbox_head.rtm_cls')),
-        teacher_recorders=dict(cls=dict(type='ModuleOutputs', source='bbox_head.rtm_cls')),
-        distill_losses=dict(loss_dist=dict(type='DISTLoss', mode='sigmoid_anchor', num_classes=80, tau=1.0,
-                                           loss_weight=1.0)),
-        loss_forward_mappings=dict(loss_dist=dict(
-            logits_S=dict(from_student=True, recorder='cls', record_idx='all'),
-            logits_T=dict(from_student=False, recorder='cls', record_idx='all')))))
-val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
+    distiller=dict(_base_.dist_sigmoid_anchor_distiller,
+                   student_recorders=dict(cls=dict(type='ModuleOutputs', source='bbox_head.rtm_cls')),
+                   teacher_recorders=dict(cls=dict(type='ModuleOutputs', source='bbox_head.rtm_cls'))))

@@ -24,4 +24,3 @@ model = dict(
         loss_forward_mappings=dict(loss_dist_decode=dict(
             logits_S=dict(from_student=True, recorder='decode'),
             logits_T=dict(from_student=False, recorder='decode')))))
-val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')

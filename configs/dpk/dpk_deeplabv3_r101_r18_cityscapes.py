@@ -40,17 +40,13 @@ model = dict(
                                  preds_T=dict(from_student=False, recorder='layer3')),
             loss_dpk_layer4=dict(preds_S=dict(from_student=True, recorder='layer4'),
                                  preds_T=dict(from_student=False, recorder='layer4')))))
-val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
 
 train_dataloader = dict(batch_size=2)
 max_iters = 40000
 train_cfg = dict(max_iters=max_iters, val_interval=4000)
 default_hooks = dict(checkpoint=dict(interval=4000))
-optim_wrapper = dict(
-    _delete_=True,
-    constructor='mmdistkd.SeparateDistillerOptimWrapperConstructor',
-    architecture=dict(optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=5e-4)),
-    distiller=_base_.dpk_modules_optim_wrapper)
+optim_wrapper = dict(_base_.dpk_modules_beside_student, _delete_=True,
+                     architecture=dict(optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=5e-4)))
 param_scheduler = dict(
     _delete_=True,
     architecture=[dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)],

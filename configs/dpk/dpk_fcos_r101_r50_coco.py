@@ -29,25 +29,15 @@ model = dict(
     teacher=dict(cfg_path='mmdet::fcos/fcos_r101-caffe_fpn_gn-head-1x_coco.py'),
     teacher_ckpt=teacher_ckpt,
     inherit_from_teacher=['neck', 'bbox_head'],
-    distiller=dict(
-        type='ConfigurableDistiller',
-        # The neck's levels, recorded once per step; each loss reads one (configs/_base_/recipes/dpk_fgd_fpn.py).
-        student_recorders=_base_.fpn_recorders,
-        teacher_recorders=_base_.fpn_recorders,
-        # FGDLoss (also inside DPKLoss) reads the ground-truth boxes from the batch's data samples.
-        distill_losses=dict(
-            loss_fgd_p3=fgd,
-            **{f'loss_dpk_{level}': dict(stage=level, feature_loss=fgd, **sizes, **_base_.dpk_fpn_shared)
-               for level, sizes in _base_.dpk_fpn_levels_p4_p7.items()}),
-        loss_forward_mappings=_base_.dpk_fgd_mappings_p3_p7))
-val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
+    # The neck's levels (configs/_base_/recipes/dpk_fgd_fpn.py); the losses carry this config's FGD weights.
+    distiller=dict(_base_.dpk_fgd_distiller_p3_p7, distill_losses=dict(
+        loss_fgd_p3=fgd,
+        **{f'loss_dpk_{level}': dict(stage=level, feature_loss=fgd, **sizes, **_base_.dpk_fpn_shared)
+           for level, sizes in _base_.dpk_fpn_levels_p4_p7.items()})))
 
 max_epochs = _base_.train_cfg.max_epochs
-optim_wrapper = dict(
-    _delete_=True,
-    constructor='mmdistkd.SeparateDistillerOptimWrapperConstructor',
-    architecture=dict(_base_.optim_wrapper, clip_grad=dict(max_norm=35, norm_type=2)),
-    distiller=_base_.dpk_modules_optim_wrapper)
+optim_wrapper = dict(_base_.dpk_modules_beside_student, _delete_=True,
+                     architecture=dict(_base_.optim_wrapper, clip_grad=dict(max_norm=35, norm_type=2)))
 param_scheduler = dict(
     _delete_=True,
     architecture=_base_.param_scheduler,

@@ -55,13 +55,9 @@ model = dict(
                                  preds_T=dict(from_student=False, recorder='layer3')),
             loss_dpk_layer4=dict(preds_S=dict(from_student=True, recorder='layer4'),
                                  preds_T=dict(from_student=False, recorder='layer4')))))
-val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
 
-optim_wrapper = dict(
-    _delete_=True,
-    constructor='mmdistkd.SeparateDistillerOptimWrapperConstructor',
-    architecture=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4)),
-    distiller=_base_.dpk_modules_optim_wrapper)
+optim_wrapper = dict(_base_.dpk_modules_beside_student, _delete_=True,
+                     architecture=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4)))
 param_scheduler = dict(
     _delete_=True,
     architecture=[dict(type='MultiStepLR', by_epoch=True, milestones=[30, 60, 90], gamma=0.1)],

@@ -21,7 +21,8 @@
 _base_ = ['mmdet::rtmdet/rtmdet_s_8xb32-300e_coco.py', '../_base_/recipes/dpk_modules_adamw.py']
 custom_imports = dict(imports=['mmdistkd'], allow_failed_imports=False)
 custom_hooks = [*_base_.custom_hooks, dict(type='mmdistkd.NonFiniteLossHook'),
-                dict(type='mmdistkd.StudentExportHook')]
+                dict(type='mmdistkd.StudentExportHook'),
+                dict(type='mmdistkd.TeacherValHook')]
 
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v3.0/rtmdet/rtmdet_l_8xb32-300e_coco/rtmdet_l_8xb32-300e_coco_20220719_112030-5a0be7c4.pth'  # noqa: E501
 fgd = dict(type='FGDLoss', in_channels=256, temp=0.5, alpha_fgd=2e-3, beta_fgd=1e-3, gamma_fgd=1e-3, lambda_fgd=1e-5)
@@ -48,14 +49,10 @@ model = dict(
                                           preds_T=dict(from_student=False, recorder='fpn', data_idx=level - 3))
             for kind, level in (('fgd', 3), ('dpk', 4), ('dpk', 5))
         }))
-val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
 
 max_epochs = _base_.train_cfg.max_epochs
-optim_wrapper = dict(
-    _delete_=True,
-    constructor='mmdistkd.SeparateDistillerOptimWrapperConstructor',
-    architecture=_base_.optim_wrapper,
-    distiller=_base_.dpk_modules_optim_wrapper)
+optim_wrapper = dict(_base_.dpk_modules_beside_student, _delete_=True,
+                     architecture=_base_.optim_wrapper)
 param_scheduler = dict(
     _delete_=True,
     architecture=_base_.param_scheduler,

@@ -30,6 +30,5 @@ model = dict(
                                        preds_T=dict(from_student=False, recorder='fpn', data_idx=level - 3))
             for level in (3, 4, 5, 6, 7)
         }))
-val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
 
 optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))

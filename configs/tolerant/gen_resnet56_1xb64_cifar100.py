@@ -11,26 +11,16 @@
 #       configs/tolerant/gen_resnet56_1xb64_cifar100.py --generations 3 --work-dir work_dirs/gen_resnet56_cifar100
 # The teacher's recipe; its custom_imports comes with it, so only the non-finite stop and the student export
 # hooks are added.
-_base_ = ['./tolerant_resnet56_1xb64_cifar100.py']
-custom_hooks = [dict(type='mmdistkd.NonFiniteLossHook'), dict(type='mmdistkd.StudentExportHook')]
-student_loss_weight = 0.5  # lambda; change it here: the KL's weight 1 - lambda follows
+_base_ = ['./tolerant_resnet56_1xb64_cifar100.py', '../_base_/recipes/generations.py']
+custom_hooks = [dict(type='mmdistkd.NonFiniteLossHook'), dict(type='mmdistkd.StudentExportHook'),
+                dict(type='mmdistkd.TeacherValHook')]
 tolerant_teacher = 'mmdistkd::tolerant/tolerant_resnet56_1xb64_cifar100.py'
 
 model = dict(
+    _base_.generation_model,
     _delete_=True,
-    type='mmdistkd.SingleTeacherDistill',
     # the teacher's model with the cross-entropy it wraps
     architecture=dict(cfg_path=tolerant_teacher,
                       head=dict(loss=dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0))),
     teacher=dict(cfg_path=tolerant_teacher),
-    teacher_ckpt=None,
-    student_loss_weight=student_loss_weight,
-    distiller=dict(
-        type='ConfigurableDistiller',
-        student_recorders=dict(logits=dict(type='ModuleOutputs', source='head.fc')),
-        teacher_recorders=dict(logits=dict(type='ModuleOutputs', source='head.fc')),
-        distill_losses=dict(loss_kd=dict(type='KLDivergence', tau=1.0, loss_weight=1 - student_loss_weight)),
-        loss_forward_mappings=dict(loss_kd=dict(
-            preds_S=dict(from_student=True, recorder='logits'),
-            preds_T=dict(from_student=False, recorder='logits')))))
-val_cfg = dict(_delete_=True, type='mmdistkd.SingleTeacherDistillValLoop')
+    distiller=_base_.generation_classifier_distiller)

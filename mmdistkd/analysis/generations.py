@@ -1,5 +1,5 @@
-"""Knowledge distillation in generations (Yang et al., AAAI 2019, arXiv:1805.05551; docs/tolerant.md): the chain of training
-stages behind ``tools/generations.py``, its table and its plot.
+"""Knowledge distillation in generations (Yang et al., AAAI 2019, arXiv:1805.05551; docs/tolerant.md): the chain of
+training stages behind ``tools/generations.py``, its table and its plot.
 
 Generation 0 trains the teacher config (``strict``: with ``eta = 1`` on every ``TolerantLoss``); generation
 g > 0 trains the student config with ``model.teacher_ckpt`` = the model generation g - 1 hands on: the
@@ -11,6 +11,7 @@ import os.path as osp
 from mmengine.config import DictAction
 
 from mmdistkd.utils.launch import load_config
+
 from .plots import line_plot
 from .stages import Stage, StageError, run_stages
 from .tables import markdown_table, write_csv

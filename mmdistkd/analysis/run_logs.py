@@ -5,7 +5,7 @@ import os.path as osp
 
 # Keys of a validation record that describe the loop, not the model.
 LOOP_KEYS = ('step', 'time', 'data_time', 'epoch', 'iter')
-# SingleTeacherDistillValLoop logs the teacher's metrics under this prefix.
+# TeacherValHook (or SingleTeacherDistillValLoop) logs the teacher's metrics under this prefix.
 TEACHER_PREFIX = 'teacher.'
 # DPKLoss logs its prior ratio of a stage as ``dpk_pi.<stage>``.
 DPK_RATIO_PREFIX = 'dpk_pi.'

@@ -27,6 +27,7 @@ from mmengine.runner import Runner, load_checkpoint
 
 import mmdistkd  # noqa: F401  (mmdistkd's losses in configs, safe checkpoint loading)
 from mmdistkd.utils.tasks import task_of
+
 from .tables import markdown_table
 
 STAT_NAMES = ('top1', 'secondary', 'entropy')

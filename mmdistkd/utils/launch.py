@@ -14,6 +14,7 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 
 from mmdistkd.engine.runner import StrictLoadRunner
+
 from .config_paths import anchor_cfg_paths
 
 

@@ -13,12 +13,13 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
 import mmdistkd  # noqa: F401
-from conftest import REPO, run_tool
 from mmdistkd.analysis.run_logs import scalar_records
 from mmdistkd.analysis.synthetic import synthetic_batch
 from mmdistkd.models.losses import DPKLoss, FGDLoss
 from mmdistkd.registry import MODELS
 from mmdistkd.utils.student import student_state_dict
+
+from conftest import REPO, run_tool
 
 DEMO_CLS = 'configs/demo/dpk_resnet34_resnet18_demo_cls.py'
 DPK_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'dpk', '*.py')) +

@@ -8,11 +8,21 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 import mmdistkd  # noqa: F401
-from conftest import TinyImages
 from mmdistkd.models.losses import DPKLoss
 from mmdistkd.registry import MODELS
-from test_distill_optim_wrapper import (BATCH_SIZE, NUM_CLASSES, NUM_IMAGES, SIZE, KillAfter, Killed, build_model,
-                                        classifier, separate_optim_wrapper)
+
+from conftest import TinyImages
+from test_distill_optim_wrapper import (
+    BATCH_SIZE,
+    NUM_CLASSES,
+    NUM_IMAGES,
+    SIZE,
+    KillAfter,
+    Killed,
+    build_model,
+    classifier,
+    separate_optim_wrapper,
+)
 
 
 def build_dist_model():

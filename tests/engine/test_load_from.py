@@ -11,10 +11,11 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 
 import mmdistkd  # noqa: F401
-from conftest import REPO, TinyImages, run_tool
 from mmdistkd.engine.runner import StrictLoadRunner
 from mmdistkd.registry import MODELS
 from mmdistkd.utils.launch import load_config
+
+from conftest import REPO, TinyImages, run_tool
 from test_distill_optim_wrapper import NUM_CLASSES, SIZE, build_model, classifier, dpk_distiller
 
 PLAIN_STUDENT = classifier(8)

@@ -8,9 +8,10 @@ from mmengine.dataset import pseudo_collate
 from mmengine.runner import Runner
 
 import mmdistkd  # noqa: F401
-from conftest import TinyImages
 from mmdistkd.engine.hooks import NonFiniteLossHook
 from mmdistkd.engine.hooks.non_finite_loss_hook import non_finite_entries
+
+from conftest import TinyImages
 from test_distill_optim_wrapper import NUM_CLASSES, build_model
 
 

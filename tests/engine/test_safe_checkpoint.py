@@ -20,13 +20,16 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from mmdistkd.engine import safe_checkpoint
-from mmdistkd.engine.safe_checkpoint import (CheckpointDownloadError,
-                                             CheckpointHashError,
-                                             CorruptCheckpointError,
-                                             UntrustedCheckpointError,
-                                             load_from_http, load_from_local,
-                                             register_safe_checkpoint_loaders,
-                                             sha256_prefix_in_name)
+from mmdistkd.engine.safe_checkpoint import (
+    CheckpointDownloadError,
+    CheckpointHashError,
+    CorruptCheckpointError,
+    UntrustedCheckpointError,
+    load_from_http,
+    load_from_local,
+    register_safe_checkpoint_loaders,
+    sha256_prefix_in_name,
+)
 
 
 @pytest.fixture(autouse=True, scope='module')

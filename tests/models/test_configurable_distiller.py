@@ -7,7 +7,7 @@ from torch import nn
 
 import mmdistkd  # noqa: F401
 from mmdistkd.models.distillers import ConfigurableDistiller
-from mmdistkd.models.losses import DISTLoss, DistillLoss
+from mmdistkd.models.losses import DistillLoss, DISTLoss
 
 
 class Head(nn.Module):

@@ -12,6 +12,7 @@ from mmengine.structures import BaseDataElement
 from mmpretrain.models import ImageClassifier
 
 from mmdistkd.models.algorithms import SingleTeacherDistill
+
 from conftest import TinyImages
 from test_single_teacher_distill import NUM_CLASSES, classifier, kd_distiller
 

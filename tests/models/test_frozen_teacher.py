@@ -11,6 +11,7 @@ from mmengine.runner import CheckpointLoader, save_checkpoint
 from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 
 from mmdistkd.models.algorithms.frozen_teacher import FrozenTeacher, check_teacher_ckpt
+
 from test_single_teacher_distill import batch, build, classifier
 
 

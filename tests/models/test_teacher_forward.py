@@ -7,11 +7,16 @@ from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS as SEG_MODELS
 
 from mmdistkd.analysis.synthetic import synthetic_batch
-from mmdistkd.models.algorithms.teacher_forward import (RoIOnStudentRoIsForward, SegDecodeAuxForward,
-                                                        TensorForward, build_teacher_forward)
 from mmdistkd.models.algorithms.submodel import build_submodel
+from mmdistkd.models.algorithms.teacher_forward import (
+    RoIOnStudentRoIsForward,
+    SegDecodeAuxForward,
+    TensorForward,
+    build_teacher_forward,
+)
 from mmdistkd.models.losses import DISTLoss
 from mmdistkd.registry import TEACHER_FORWARDS
+
 from test_single_teacher_distill import batch, build, kd_distiller
 
 DET_CLASSES = 3

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from conftest import run_tool
 from mmdistkd.analysis.run_logs import load_dpk_ratios
+
+from conftest import run_tool
 
 TOOL = 'tools/analysis/plot_dpk_ratio.py'
 

@@ -13,8 +13,9 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 
 import mmdistkd  # noqa: F401
-from conftest import REPO, run_tool
 from mmdistkd.registry import MODELS
+
+from conftest import REPO, run_tool
 
 DEMO = {
     'det': ('configs/demo/kd_retinanet_r34_r18_demo_det.py', 'configs/demo/retinanet_r18_demo_det_student.py',

@@ -46,8 +46,7 @@ from mmengine.registry import DefaultScope
 TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 REPO = osp.dirname(TOOLS)
 sys.path[:0] = [osp.join(TOOLS, 'analysis'), TOOLS]
-from benchmark import (DEFAULT_BATCH_SIZE, CudaMemoryPeak, Phases, device_description,  # noqa: E402
-                       load_benchmark_config)
+from benchmark import DEFAULT_BATCH_SIZE, CudaMemoryPeak, Phases, device_description, load_benchmark_config  # noqa: E402
 from train import enable_amp  # noqa: E402
 
 from mmdistkd.analysis.synthetic import fit_preprocessor_to_size, synthetic_batch_for  # noqa: E402

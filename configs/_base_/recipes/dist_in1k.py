@@ -18,7 +18,7 @@ optim_wrapper = dict(
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0))
 param_scheduler = dict(type='MultiStepLR', by_epoch=True, milestones=[30, 60, 90], gamma=0.1)
 train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=1)
-val_cfg = dict(type='mmdistkd.SingleTeacherDistillValLoop')
+val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=256)
 

@@ -48,7 +48,7 @@ param_scheduler = dict(
     architecture=[dict(type='MultiStepLR', by_epoch=True, milestones=[150, 180, 210], gamma=0.1)],
     distiller=[_base_.dpk_modules_warmup, dict(**_base_.dpk_modules_cosine, end=max_epochs)])
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
-val_cfg = dict(type='mmdistkd.SingleTeacherDistillValLoop')
+val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=64)
 # 240 epochs of a small model: a checkpoint every 10 epochs (and the last one), the latest two kept, and the best

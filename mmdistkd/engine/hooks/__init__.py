@@ -1,2 +1,3 @@
 from .non_finite_loss_hook import NonFiniteLossHook  # noqa: F401
 from .student_export_hook import StudentExportHook  # noqa: F401
+from .teacher_val_hook import TeacherValHook  # noqa: F401

@@ -7,6 +7,7 @@ from mmengine.optim import build_optim_wrapper
 from torch import nn
 
 from mmdistkd.registry import OPTIM_WRAPPER_CONSTRUCTORS
+
 from .distill_optim_wrapper_dict import DistillOptimWrapperDict
 
 DISTILLER_NAME = 'distiller'

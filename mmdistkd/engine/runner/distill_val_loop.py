@@ -15,6 +15,17 @@ from mmdistkd.registry import LOOPS
 TEACHER_METRIC_PREFIX = 'teacher.'
 
 
+@torch.no_grad()
+def evaluate_teacher(teacher, loop):
+    """The metrics of ``teacher`` on the dataloader and evaluator of ``loop`` (a ValLoop), prefixed ``teacher.``."""
+    for data_batch in loop.dataloader:
+        with autocast(enabled=loop.fp16):
+            outputs = teacher.val_step(data_batch)
+        loop.evaluator.process(data_samples=outputs, data_batch=data_batch)
+    metrics = loop.evaluator.evaluate(len(loop.dataloader.dataset))
+    return {f'{TEACHER_METRIC_PREFIX}{key}': value for key, value in metrics.items()}
+
+
 class TeacherMetricsHook(Hook):
     """Adds the teacher's metrics of ``loop`` to the validation metrics, ahead of the other hooks."""
 
@@ -44,10 +55,5 @@ class SingleTeacherDistillValLoop(ValLoop):
         """The teacher's metrics on this loop's dataloader and evaluator, prefixed ``teacher.``."""
         model = self.runner.model.module if is_model_wrapper(self.runner.model) else self.runner.model
         if self._teacher_metrics is None or model.frozen_teacher.trainable:
-            for data_batch in self.dataloader:
-                with autocast(enabled=self.fp16):
-                    outputs = model.teacher.val_step(data_batch)
-                self.evaluator.process(data_samples=outputs, data_batch=data_batch)
-            metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
-            self._teacher_metrics = {f'{TEACHER_METRIC_PREFIX}{key}': value for key, value in metrics.items()}
+            self._teacher_metrics = evaluate_teacher(model.teacher, self)
         return self._teacher_metrics

@@ -64,8 +64,11 @@ def describe_normalisation(normalisation):
     mean, std, converts = normalisation
     if mean is None:
         return 'no normalisation (0-255 pixels)' + (', BGR<->RGB' if converts else '')
-    return (f'mean {[round(v, 4) for v in mean.flatten().tolist()]}, std {[round(v, 4) for v in std.flatten().tolist()]}'
-            + (', BGR<->RGB' if converts else ''))
+    return f'mean {rounded(mean)}, std {rounded(std)}' + (', BGR<->RGB' if converts else '')
+
+
+def rounded(values):
+    return [round(value, 4) for value in values.flatten().tolist()]
 
 
 def check_teacher_normalisation(student_normalisation, teacher_normalisation, allow_unnormalised):

@@ -13,6 +13,7 @@ from mmengine.model import BaseModel, revert_sync_batchnorm
 from mmdistkd.registry import MODELS
 from mmdistkd.utils.student import accept_plain_student_checkpoint
 from mmdistkd.utils.tasks import TASK_OF_PACKAGE, package_of
+
 from .frozen_teacher import FrozenTeacher
 from .inherit import inherit_teacher_modules
 from .submodel import build_resolved, build_submodel, resolve_submodel

@@ -10,8 +10,8 @@ import os.path as osp
 
 from mmengine.config import Config
 from mmengine.config.utils import MODULE2PACKAGE, _get_external_cfg_base_path
-from mmengine.registry import DefaultScope
 from mmengine.registry import MODELS as ROOT_MODELS
+from mmengine.registry import DefaultScope
 from mmengine.utils import get_installed_path
 
 # Packages whose registries may hold a student or teacher type, searched when nothing names the scope.

@@ -20,8 +20,9 @@ Losses follow the contract of ``mmdistkd.models.losses.DistillLoss`` (docs/addin
 ``takes_data_samples = True`` also receives the batch's data samples (ground truth); one with
 ``compares_class_scores = True`` makes ``check_num_classes`` compare the recorded heads' ``num_classes``.
 Every ``distill_losses`` name contains ``'loss'`` (``loss_dist``, ...): mmengine optimises only such keys, so any
-other name is refused at build time. A loss returns a tensor, logged and summed under its config name, or a dict whose ``'loss'`` entry is that
-and whose other entries are logged under their own keys (which must not contain ``'loss'``).
+other name is refused at build time. A loss returns a tensor, logged and summed under its config name, or a dict
+whose ``'loss'`` entry is that and whose other entries are logged under their own keys (which must not contain
+``'loss'``).
 
 A plain ``nn.Module`` loss (e.g. MMRazor's or another package's) works as a ``DistillLoss`` with both
 attributes False: it gets only its mapped arguments.

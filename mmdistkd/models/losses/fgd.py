@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmdistkd.registry import MODELS
+
 from .base import DistillLoss, check_same_levels
 
 

@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from mmdistkd.models.losses import DISTLoss, DPKLoss, KLDivergence
-from mmdistkd.models.losses.base import (DistillLoss, Fp32Loss, check_loss_contract, check_same_levels,
-                                         check_same_shape)
+from mmdistkd.models.losses.base import DistillLoss, Fp32Loss, check_loss_contract, check_same_levels, check_same_shape
 
 
 class Difference(DistillLoss):

@@ -11,9 +11,9 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
 import mmdistkd  # noqa: F401
+from mmdistkd.analysis.synthetic import synthetic_batch
 from mmdistkd.models.losses import FGDLoss
 from mmdistkd.registry import MODELS
-from mmdistkd.analysis.synthetic import synthetic_batch
 
 BATCH_SHAPE = (64, 96)  # (h, w) of the padded batch, not square: a transposed mask would show
 LEVELS = ((8, 12), (4, 6))  # strides 8 and 16
