@@ -191,7 +191,7 @@ def test_demo_trains_under_two_process_cpu_ddp_and_logs_pi(demo_data, tmp_path):
     work_dir = tmp_path / 'ddp'
     result = run_tool(['bash', 'tools/dist_train.sh', DEMO_CLS, '2', '--work-dir', str(work_dir), '--cfg-options',
                        'train_cfg.max_iters=2', 'train_cfg.val_interval=2', 'default_hooks.logger.interval=1',
-                       'train_dataloader.batch_size=2', 'val_dataloader.dataset.indices=8'],
+                       'train_dataloader.batch_size=2', 'val_dataloader.dataset.indices=8', 'model.teacher_ckpt=None'],
                       env={'PORT': '29541'})
     assert 'Distributed training: True' in result.stdout + result.stderr
     exported = torch.load(work_dir / 'student_final.pth', map_location='cpu', weights_only=True)['state_dict']

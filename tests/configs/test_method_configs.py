@@ -234,3 +234,18 @@ def test_cifar_teacher_inside_a_step_equals_a_plain_mmpretrain_model(config, tmp
     with torch.no_grad():
         expected = plain(plain.data_preprocessor(copy.deepcopy(batch), False)['inputs'], mode='tensor')
     torch.testing.assert_close(logits[0], expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('task, config', [('det', 'dist_retinanet_r34_r18_demo_det'),
+                                          ('seg', 'dpk_deeplabv3_r34_r18_demo_seg'),
+                                          ('cls', 'dist_resnet34_resnet18_demo_cls')])
+def test_demo_distillation_without_its_trained_teacher_names_the_command(task, config, tmp_path, monkeypatch):
+    """The demo distillation configs name the teacher `make demo` trains; before it exists, the build says which
+    command trains it there."""
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', f'{config}.py'))
+    monkeypatch.chdir(tmp_path)  # no work_dirs/demo here, whatever ran in the checkout
+    with pytest.raises(FileNotFoundError, match=rf'work_dirs/demo/{task}/teacher/iter_\d+\.pth\' does not exist\. '
+                                                rf'If the teacher is not trained yet, train it there first: python '
+                                                rf'tools/train.py \S*configs/demo/tolerant_\S+_demo_{task}_teacher\.py '
+                                                rf'--work-dir work_dirs/demo/{task}/teacher\.'):
+        build_as_the_runner_does(cfg)

@@ -237,7 +237,8 @@ def ddp_check(args):
     with tempfile.TemporaryDirectory() as work_dir:
         command = ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), osp.join(REPO, DDP_CONFIG), '2',
                    '--work-dir', work_dir, '--cfg-options', f'train_cfg.max_iters={DDP_ITERS}',
-                   f'train_cfg.val_interval={DDP_ITERS}', f'default_hooks.checkpoint.interval={DDP_ITERS}']
+                   f'train_cfg.val_interval={DDP_ITERS}', f'default_hooks.checkpoint.interval={DDP_ITERS}',
+                   'model.teacher_ckpt=None']
         start = time.perf_counter()
         result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
         exported = osp.isfile(osp.join(work_dir, 'student_final.pth'))

@@ -17,6 +17,8 @@ from mmengine.runner import CheckpointLoader, load_checkpoint
 
 from mmdistkd.engine.safe_checkpoint import CheckpointDownloadError, hub_cache_path, verify_sha256_suffix
 
+from .submodel import config_file
+
 # ``teacher_autocast`` names: the precision the teacher's training-step forward runs in.
 TEACHER_AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 # Where OpenMMLab data preprocessors keep their BGR<->RGB switch: mmengine and mmdet, mmseg, mmpretrain.
@@ -30,13 +32,26 @@ def is_local_path(path):
     return CheckpointLoader._get_checkpoint_loader(path) is CheckpointLoader._get_checkpoint_loader('')
 
 
-def check_teacher_ckpt(path):
-    """Refuses a local ``teacher_ckpt`` that does not exist; any scheme mmengine knows (``https://``,
-    ``s3://``, ``open-mmlab://``, ...) is left to its loader."""
+def check_teacher_ckpt(path, teacher_config=None):
+    """Refuses a local ``teacher_ckpt`` that does not exist, naming the command that would train it there when
+    the teacher's config file (``teacher_config``, a ``cfg_path``) is known; any scheme mmengine knows
+    (``https://``, ``s3://``, ``open-mmlab://``, ...) is left to its loader."""
     if is_local_path(path) and not osp.isfile(osp.expanduser(path)):
+        train_it = ''
+        if teacher_config is not None:
+            train_it = (f' If the teacher is not trained yet, train it there first: python tools/train.py '
+                        f'{shown_path(config_file(teacher_config))} --work-dir {osp.dirname(path) or "."}.')
         raise FileNotFoundError(
-            f'teacher_ckpt {path!r} does not exist. Point it at the teacher checkpoint (a local file or a URL '
-            'that mmengine can load), or set teacher_ckpt=None to distill from a randomly initialised teacher.')
+            f'teacher_ckpt {path!r} does not exist.{train_it} Or point teacher_ckpt at the teacher checkpoint (a '
+            'local file or a URL that mmengine can load: --cfg-options model.teacher_ckpt=...), or set it to None '
+            'to distill from a randomly initialised teacher.')
+
+
+def shown_path(path):
+    """``path`` relative to the current directory when it lies below it (as a user types it), else absolute."""
+    path = osp.realpath(path)
+    relative = osp.relpath(path)
+    return path if relative.startswith('..') else relative
 
 
 def read_normalisation(preprocessor):
@@ -109,17 +124,18 @@ class FrozenTeacher:
         norm_eval (bool): keep the whole frozen teacher in eval mode (BN running statistics).
         autocast (str | None): ``'bf16'`` or ``'fp16'``: the precision of the training-step forward.
         channels_last (bool): weights and inputs in channels-last memory format.
+        config (str | None): the teacher's ``cfg_path``, named in the error for a missing ``ckpt``.
         allow_unnormalised (bool): accept a teacher whose preprocessor does not normalise while the student's
             does (otherwise an error at build time: see :func:`check_teacher_normalisation`).
     """
 
     def __init__(self, module, student_preprocessor, ckpt=None, trainable=False, norm_eval=True, autocast=None,
-                 channels_last=False, allow_unnormalised=False):
+                 channels_last=False, allow_unnormalised=False, config=None):
         if autocast is not None and autocast not in TEACHER_AUTOCAST_DTYPES:
             raise ValueError(f'teacher_autocast={autocast!r}; choose None or one of '
                              f'{sorted(TEACHER_AUTOCAST_DTYPES)}')
         if ckpt is not None:
-            check_teacher_ckpt(ckpt)
+            check_teacher_ckpt(ckpt, config)
         self.module = module
         self.ckpt = ckpt
         self.trainable = trainable

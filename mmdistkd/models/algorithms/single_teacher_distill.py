@@ -99,7 +99,8 @@ class SingleTeacherDistill(BaseModel):
         self.frozen_teacher = FrozenTeacher(
             teacher_model, student.data_preprocessor, ckpt=teacher_ckpt, trainable=teacher_trainable,
             norm_eval=teacher_norm_eval, autocast=teacher_autocast, channels_last=teacher_channels_last,
-            allow_unnormalised=allow_unnormalised_teacher)
+            allow_unnormalised=allow_unnormalised_teacher,
+            config=teacher.get('cfg_path') if isinstance(teacher, dict) else None)
         # A trainable teacher starts untrained by design: nothing to check.
         self._teacher_check_pending = check_teacher and not teacher_trainable
         self.inherit_from_teacher = list(inherit_from_teacher or [])
