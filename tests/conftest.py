@@ -1,5 +1,6 @@
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 
@@ -38,6 +39,13 @@ def run_tool(args, timeout=600, env=None):
         pytest.fail(f'{" ".join(args)} exited {result.returncode}\n--- stdout\n{result.stdout[-6000:]}\n'
                     f'--- stderr\n{result.stderr[-6000:]}')
     return result
+
+
+def free_port():
+    """A TCP port the OS reports free, for a distributed run's rendezvous (fixed ports collide with other runs)."""
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return str(probe.getsockname()[1])
 
 
 @pytest.fixture(autouse=True)

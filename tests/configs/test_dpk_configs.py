@@ -19,7 +19,7 @@ from mmdistkd.models.losses import DPKLoss, FGDLoss
 from mmdistkd.registry import MODELS
 from mmdistkd.utils.student import student_state_dict
 
-from conftest import REPO, run_tool
+from conftest import REPO, free_port, run_tool
 
 DEMO_CLS = 'configs/demo/dpk_resnet34_resnet18_demo_cls.py'
 DPK_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'dpk', '*.py')) +
@@ -192,7 +192,7 @@ def test_demo_trains_under_two_process_cpu_ddp_and_logs_pi(demo_data, tmp_path):
     result = run_tool(['bash', 'tools/dist_train.sh', DEMO_CLS, '2', '--work-dir', str(work_dir), '--cfg-options',
                        'train_cfg.max_iters=2', 'train_cfg.val_interval=2', 'default_hooks.logger.interval=1',
                        'train_dataloader.batch_size=2', 'val_dataloader.dataset.indices=8', 'model.teacher_ckpt=None'],
-                      env={'PORT': '29541'})
+                      env={'PORT': free_port()})
     assert 'Distributed training: True' in result.stdout + result.stderr
     exported = torch.load(work_dir / 'student_final.pth', map_location='cpu', weights_only=True)['state_dict']
     assert exported and not any('distiller' in key or 'dpk' in key for key in exported)

@@ -15,7 +15,7 @@ from mmengine.runner import load_checkpoint
 import mmdistkd  # noqa: F401
 from mmdistkd.registry import MODELS
 
-from conftest import REPO, run_tool
+from conftest import REPO, free_port, run_tool
 
 DEMO = {
     'det': ('configs/demo/kd_retinanet_r34_r18_demo_det.py', 'configs/demo/retinanet_r18_demo_det_student.py',
@@ -115,7 +115,7 @@ def test_resume_continues_at_the_saved_iteration(demo_data, tmp_path):
 def test_two_process_cpu_ddp_through_dist_train(demo_data, tmp_path):
     work_dir = tmp_path / 'ddp'
     result = run_tool(['bash', 'tools/dist_train.sh', DEMO['cls'][0], '2', '--work-dir', str(work_dir)]
-                      + short_distill_run(2), env={'PORT': '29533'})
+                      + short_distill_run(2), env={'PORT': free_port()})
     log = result.stdout + result.stderr
     assert 'Distributed training: True' in log and osp.exists(work_dir / 'iter_2.pth')
 
