@@ -13,8 +13,9 @@ MMRazor's config keys::
             logits_T=dict(from_student=False, recorder='cls', record_idx='all'))))
 
 A mapping item takes ``from_student``, ``recorder``, ``record_idx`` (an int, a list of ints, or ``'all'``:
-a list with one tensor per call), ``data_idx`` and ``connector`` (the name of an entry of ``connectors``
-applied to the recorded value).
+a list with one tensor per call), ``data_idx``, ``connector`` (the name of an entry of ``connectors``
+applied to the recorded value) and ``connector_idx`` (an element of the connector's output, for connectors
+that return several tensors such as BYOT's feature and logits; without a connector, of the record, as in MMRazor).
 
 Losses follow the contract of ``mmdistkd.models.losses.DistillLoss`` (docs/adding_a_loss.md): one with
 ``takes_data_samples = True`` also receives the batch's data samples (ground truth); one with
@@ -37,7 +38,7 @@ from mmdistkd.models.recorders import RecorderManager
 from mmdistkd.models.recorders.recorders import ModuleRecorder
 from mmdistkd.registry import MODELS
 
-MAPPING_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx', 'connector'}
+MAPPING_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx', 'connector', 'connector_idx'}
 
 
 def forward_parameters(module):
@@ -204,10 +205,15 @@ class ConfigurableDistiller(nn.Module):
         recorder = self._manager(item['from_student']).get_recorder(item['recorder'])
         value = recorder.get_record_data(item.get('record_idx', 0), item.get('data_idx'))
         connector = item.get('connector')
-        if connector is not None:
-            connect = self.connectors[connector]
-            value = [connect(v) for v in value] if isinstance(value, list) else connect(value)
-        return value
+        connector_idx = item.get('connector_idx')
+
+        def connected(record):
+            output = record if connector is None else self.connectors[connector](record)
+            return output if connector_idx is None else output[connector_idx]
+
+        if connector is None and connector_idx is None:
+            return value
+        return [connected(v) for v in value] if isinstance(value, list) else connected(value)
 
     def compute_distill_losses(self, data_samples=None):
         losses = {}
