@@ -24,7 +24,7 @@ from mmengine.registry import DefaultScope
 import mmdistkd  # noqa: F401  (registers the mmdistkd:: config scope)
 from mmdistkd.analysis.demo_data import _det_image
 from mmdistkd.models.losses.cka import batch_unbiased_cka, token_linear_cka
-from mmdistkd.models.losses.dpk import authors_detection_ratio
+from mmdistkd.models.losses.dpk_ratio import authors_detection_ratio
 
 TEACHER = 'configs/demo/retinanet_r34_demo_det_teacher.py'
 STUDENT = 'configs/demo/retinanet_r18_demo_det_student.py'

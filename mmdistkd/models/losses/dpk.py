@@ -84,114 +84,9 @@ from torch import nn
 from mmdistkd.registry import MODELS
 
 from .base import DistillLoss
-from .cka import token_linear_cka, unbiased_hsic_terms
-
-
-def sincos_pos_embed_2d(grid_h, grid_w, dims, device):
-    """Fixed 2-D sin-cos position embedding as in MAE, ``(grid_h * grid_w, dims)`` in row-major token
-    order, channels ``[sin(row), cos(row), sin(col), cos(col)]`` (a quarter each).
-
-    mmpretrain's builder, given ``(h, w)``, lays tokens out column-major with the column quarters first
-    (its meshgrid runs over ``(w, h)``); given ``(grid_w, grid_h)`` it gives exactly the layout above, which
-    the token gathers and the fold back to ``(H, W)`` rely on."""
-    # Imported here: mmpretrain.models imports every mmpretrain model, which detection and segmentation
-    # runs do not otherwise need at import time.
-    from mmpretrain.models.utils import build_2d_sincos_position_embedding
-    return build_2d_sincos_position_embedding((grid_w, grid_h), dims)[0].to(device)
-
-
-class SelfAttention(nn.Module):
-    """Multi-head self-attention over ``(B, N, C)`` tokens with fused scaled dot-product attention."""
-
-    def __init__(self, dims, num_heads):
-        super().__init__()
-        self.num_heads = num_heads
-        self.qkv = nn.Linear(dims, 3 * dims)
-        self.proj = nn.Linear(dims, dims)
-
-    def forward(self, tokens):
-        batch, num_tokens, dims = tokens.shape
-        qkv = self.qkv(tokens).reshape(batch, num_tokens, 3, self.num_heads, dims // self.num_heads)
-        query, key, value = qkv.permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(query, key, value)
-        return self.proj(attended.transpose(1, 2).reshape(batch, num_tokens, dims))
-
-
-class TransformerBlock(nn.Module):
-    """Pre-norm transformer block: attention and MLP, each on a residual branch."""
-
-    def __init__(self, dims, num_heads, mlp_ratio, norm_eps):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dims, eps=norm_eps)
-        self.attn = SelfAttention(dims, num_heads)
-        self.norm2 = nn.LayerNorm(dims, eps=norm_eps)
-        hidden = int(dims * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(dims, hidden), nn.GELU(), nn.Linear(hidden, dims))
-
-    def forward(self, tokens):
-        tokens = tokens + self.attn(self.norm1(tokens))
-        return tokens + self.mlp(self.norm2(tokens))
-
-
-class TokenTransformer(nn.Module):
-    """A stack of pre-norm blocks with a final LayerNorm; the position embedding is added at its input.
-
-    Depth 0 is the identity: without attention, position does not matter.
-    """
-
-    def __init__(self, dims, depth, num_heads, mlp_ratio, norm_eps):
-        super().__init__()
-        self.blocks = nn.ModuleList(TransformerBlock(dims, num_heads, mlp_ratio, norm_eps) for _ in range(depth))
-        self.norm = nn.LayerNorm(dims, eps=norm_eps) if depth else nn.Identity()
-
-    def forward(self, tokens, pos_embed):
-        if not self.blocks:
-            return tokens
-        tokens = tokens + pos_embed
-        for block in self.blocks:
-            tokens = block(tokens)
-        return self.norm(tokens)
-
-
-def _take_tokens(tokens, ids):
-    """``tokens (B, N, C)`` at the positions ``ids (B, K)`` of each image: ``(B, K, C)``."""
-    return tokens.gather(1, ids[..., None].expand(-1, -1, tokens.shape[-1]))
-
-
-def authors_imagenet_ratio(feat_s, feat_t):
-    """The DPK authors' ImageNet rule: ``(pi, CKA)`` with the unbiased batch CKA; NaN, CKA <= 0.1 or
-    CKA >= 1 give pi = 0.8, else ``max(1 - CKA, 0.1)``."""
-    hsic_st, hsic_ss, hsic_tt = unbiased_hsic_terms(feat_s, feat_t)
-    cka = float(hsic_st / (hsic_ss.sqrt() * hsic_tt.sqrt()))
-    return (0.8 if not math.isfinite(cka) or cka <= 0.1 or cka >= 1 else max(1 - cka, 0.1)), cka
-
-
-def authors_cifar_ratio(feat_s, feat_t):
-    """The DPK authors' CIFAR rule: ``(pi, CKA)`` with ``CKA = (|HSIC(K,L)| + 1e-5) / (sqrt(HSIC(K,K) + 1e-5)
-    sqrt(HSIC(L,L) + 1e-5))``; NaN, CKA <= 0.1 or CKA >= 1 give pi = 0.9, else ``max(1 - CKA, 0.15)``."""
-    hsic_st, hsic_ss, hsic_tt = unbiased_hsic_terms(feat_s, feat_t)
-    cka = float((hsic_st.abs() + 1e-5) / ((hsic_ss + 1e-5).sqrt() * (hsic_tt + 1e-5).sqrt()))
-    return (0.9 if not math.isfinite(cka) or cka <= 0.1 or cka >= 1 else max(1 - cka, 0.15)), cka
-
-
-def authors_detection_ratio(feat_s, feat_t):
-    """The DPK authors' detection rule: ``(pi, CKA)`` with ``CKA = (|HSIC(K,L)| + 1e-5) /
-    sqrt((|HSIC(K,K)| + 1e-5)(|HSIC(L,L)| + 1e-5))`` and ``pi = 1 - CKA``; NaN gives 0.5, pi >= 1 gives
-    0.85, pi <= 0 gives 0.15."""
-    hsic_st, hsic_ss, hsic_tt = unbiased_hsic_terms(feat_s, feat_t)
-    cka = float((hsic_st.abs() + 1e-5) / ((hsic_ss.abs() + 1e-5) * (hsic_tt.abs() + 1e-5)).sqrt())
-    ratio = 1 - cka
-    if not math.isfinite(ratio):
-        return 0.5, cka
-    return (0.85 if ratio >= 1 else 0.15 if ratio <= 0 else ratio), cka
-
-
-AUTHORS_RATIOS = {
-    'authors_imagenet': authors_imagenet_ratio,
-    'authors_cifar': authors_cifar_ratio,
-    'authors_detection': authors_detection_ratio,
-}
-DEFAULT_PI_RANGE = (0.1, 0.85)
+from .cka import token_linear_cka
+from .dpk_ratio import AUTHORS_RATIOS, DEFAULT_PI_RANGE
+from .dpk_transformer import TokenTransformer, sincos_pos_embed_2d, take_tokens
 
 
 @MODELS.register_module()
@@ -402,10 +297,10 @@ class DPKLoss(DistillLoss):
         # Stable sort puts each image's prior positions first, then its student positions.
         order = prior_mask.to(torch.uint8).argsort(dim=1, descending=True, stable=True)
         prior_ids, student_ids = order[:, :num_prior], order[:, num_prior:]
-        encoded_t = self.teacher_encoder(_take_tokens(tokens_t, prior_ids), _take_tokens(pos_encoder, prior_ids))
+        encoded_t = self.teacher_encoder(take_tokens(tokens_t, prior_ids), take_tokens(pos_encoder, prior_ids))
         encoded_s = self.student_encoder(
-            _take_tokens(tokens_s, student_ids), _take_tokens(pos_encoder, student_ids))
-        hybrid = _take_tokens(torch.cat([encoded_t, encoded_s], dim=1), order.argsort(dim=1))
+            take_tokens(tokens_s, student_ids), take_tokens(pos_encoder, student_ids))
+        hybrid = take_tokens(torch.cat([encoded_t, encoded_s], dim=1), order.argsort(dim=1))
 
         patches = self.head(self.decoder(self.encoder_to_decoder(hybrid), pos_decoder))
         p = self.patch_size

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from mmdistkd.analysis.synthetic import synthetic_batch
 from mmdistkd.models.losses import FGDLoss
 from mmdistkd.models.losses.cka import batch_unbiased_cka, token_linear_cka, unbiased_hsic_terms
-from mmdistkd.models.losses.dpk import DPKLoss, sincos_pos_embed_2d
+from mmdistkd.models.losses.dpk import DPKLoss
+from mmdistkd.models.losses.dpk_transformer import sincos_pos_embed_2d
 from mmdistkd.registry import MODELS
 
 LIGHT = dict(embed_dims=16, encoder_depth=1, decoder_depth=1, num_heads=2, mlp_ratio=2)
@@ -250,7 +251,7 @@ def test_authors_pi_branches_match_float64_reference(rule, terms, expected):
     if expected is not None:
         assert reference == pytest.approx(expected, abs=1e-4)
     returned = tuple(torch.tensor(term, dtype=torch.float64) for term in terms)
-    with mock.patch('mmdistkd.models.losses.dpk.unbiased_hsic_terms', return_value=returned):
+    with mock.patch('mmdistkd.models.losses.dpk_ratio.unbiased_hsic_terms', return_value=returned):
         assert dpk.prior_ratio(feat, feat) == pytest.approx(reference, abs=1e-12)
 
 
