@@ -2,7 +2,8 @@
 iterations in each precision and teacher memory format, against the fp32 step and the student alone.
 
 Rows, one per (config, variant), each from a fresh model built with the same seed (same weights, same synthetic
-batch, ``tools/analysis/benchmark.py``'s ``Phases`` for the optimizer wrappers and the student's own step):
+batch, the benchmark's ``Phases`` (``mmdistkd/analysis/step_phases.py``) for the optimizer wrappers and the
+student's own step):
 
 - variants: ``fp32``; ``fp32_cl`` (teacher in channels-last memory format, ``teacher_channels_last``);
   ``amp_fp16`` (mmengine's ``AmpOptimWrapper``, fp16, dynamic loss scale: what ``tools/train.py --amp`` sets);
@@ -38,17 +39,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from types import SimpleNamespace
 
 import torch
 from mmengine.registry import DefaultScope
 
 TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 REPO = osp.dirname(TOOLS)
-sys.path[:0] = [osp.join(TOOLS, 'analysis'), TOOLS]
-from benchmark import DEFAULT_BATCH_SIZE, CudaMemoryPeak, Phases, device_description, load_benchmark_config  # noqa: E402
+sys.path.insert(0, TOOLS)
 from train import enable_amp  # noqa: E402
 
+from mmdistkd.analysis.memory_probes import CudaMemoryPeak  # noqa: E402
+from mmdistkd.analysis.step_phases import DEFAULT_BATCH_SIZE, Phases, device_description, load_benchmark_config  # noqa: E402, E501
 from mmdistkd.analysis.synthetic import fit_preprocessor_to_size, synthetic_batch_for  # noqa: E402
 from mmdistkd.analysis.tables import markdown_table  # noqa: E402
 from mmdistkd.models.losses import DISTLoss  # noqa: E402
@@ -118,8 +119,7 @@ def config_path(parser, config):
 def build_phases(config, variant, args):
     """The variant's model, synthetic batch (preprocessed) and benchmark ``Phases``, from seed 0."""
     amp_dtype, teacher_autocast, channels_last = VARIANTS[variant]
-    cfg = load_benchmark_config(SimpleNamespace(config=config, cfg_options=None, teacher_autocast=teacher_autocast,
-                                                channels_last=channels_last))
+    cfg = load_benchmark_config(config, teacher_autocast=teacher_autocast, channels_last=channels_last)
     cfg.model.check_teacher = False
     if amp_dtype:
         enable_amp(cfg)
