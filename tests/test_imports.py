@@ -2,7 +2,7 @@
 (a fresh interpreter, as the test process has imported mmdet already)."""
 import sys
 
-from conftest import run_tool
+from mmdistkd.testing import run_tool
 
 IMPORT_WITH_MMPRETRAIN_ALONE = """
 import sys, mmdistkd; import mmpretrain

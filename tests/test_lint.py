@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from mmdistkd.testing import REPO
 
 
 def test_repository_passes_the_linter():

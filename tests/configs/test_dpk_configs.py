@@ -17,9 +17,8 @@ from mmdistkd.analysis.run_logs import scalar_records
 from mmdistkd.analysis.synthetic import synthetic_batch
 from mmdistkd.models.losses import DPKLoss, FGDLoss
 from mmdistkd.registry import MODELS
+from mmdistkd.testing import REPO, free_port, run_tool
 from mmdistkd.utils.student import student_state_dict
-
-from conftest import REPO, free_port, run_tool
 
 DEMO_CLS = 'configs/demo/dpk_resnet34_resnet18_demo_cls.py'
 DPK_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'dpk', '*.py')) +

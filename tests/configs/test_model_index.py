@@ -9,7 +9,7 @@ import os.path as osp
 import pytest
 import yaml
 
-from conftest import REPO
+from mmdistkd.testing import REPO
 
 METHOD_FOLDERS = ('dist', 'dpk', 'fgd', 'tolerant')
 

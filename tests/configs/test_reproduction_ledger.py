@@ -15,8 +15,7 @@ from mmengine.registry import DefaultScope
 import mmdistkd  # noqa: F401
 from mmdistkd.analysis.configs import is_distill_config
 from mmdistkd.registry import MODELS
-
-from conftest import REPO
+from mmdistkd.testing import REPO
 
 LEDGER = osp.join(REPO, 'docs', 'reproduction.md')
 NOT_PUBLISHED_HEADING = '## Configs that are not a published row'

@@ -13,9 +13,8 @@ from mmengine.registry import DefaultScope
 import mmdistkd  # noqa: F401
 from mmdistkd.models.losses.tolerant import TolerantLoss
 from mmdistkd.registry import MODELS
+from mmdistkd.testing import REPO, run_tool
 from mmdistkd.utils.tasks import task_of
-
-from conftest import REPO, run_tool
 
 TEACHERS = sorted(glob.glob(osp.join(REPO, 'configs', 'tolerant', 'tolerant_*.py')) +
                   glob.glob(osp.join(REPO, 'configs', 'demo', 'tolerant_*.py')))

@@ -20,8 +20,7 @@ from mmpretrain.structures import DataSample
 import mmdistkd  # noqa: F401
 from mmdistkd.engine.optimizers import DistillOptimWrapperDict, optim_wrapper_cfg_for
 from mmdistkd.registry import MODELS
-
-from conftest import REPO, TinyImages
+from mmdistkd.testing import REPO, TinyImages
 
 NUM_CLASSES, NUM_IMAGES, BATCH_SIZE, SIZE = 4, 8, 4, 16
 SGD_LR, SGD_MOMENTUM, SGD_DECAY = 0.01, 0.9, 1e-4

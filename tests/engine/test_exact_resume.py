@@ -10,8 +10,8 @@ from mmengine.runner import Runner
 import mmdistkd  # noqa: F401
 from mmdistkd.models.losses import DPKLoss
 from mmdistkd.registry import MODELS
+from mmdistkd.testing import TinyImages
 
-from conftest import TinyImages
 from test_distill_optim_wrapper import (
     BATCH_SIZE,
     NUM_CLASSES,

@@ -13,9 +13,9 @@ from mmengine.registry import DefaultScope
 import mmdistkd  # noqa: F401
 from mmdistkd.engine.runner import StrictLoadRunner
 from mmdistkd.registry import MODELS
+from mmdistkd.testing import REPO, TinyImages, run_tool
 from mmdistkd.utils.launch import load_config
 
-from conftest import REPO, TinyImages, run_tool
 from test_distill_optim_wrapper import NUM_CLASSES, SIZE, build_model, classifier, dpk_distiller
 
 PLAIN_STUDENT = classifier(8)

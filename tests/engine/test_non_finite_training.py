@@ -10,8 +10,8 @@ from mmengine.runner import Runner
 import mmdistkd  # noqa: F401
 from mmdistkd.engine.hooks import NonFiniteLossHook
 from mmdistkd.engine.hooks.non_finite_loss_hook import non_finite_entries
+from mmdistkd.testing import TinyImages
 
-from conftest import TinyImages
 from test_distill_optim_wrapper import NUM_CLASSES, build_model
 
 

@@ -7,7 +7,8 @@ import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.runner import Runner
 
-from conftest import TinyImages
+from mmdistkd.testing import TinyImages
+
 from test_distill_optim_wrapper import BATCH_SIZE, NUM_CLASSES, NUM_IMAGES, SIZE, build_model
 
 

@@ -47,8 +47,8 @@ from mmdistkd.models.losses.relations import pearson_relations
 from mmdistkd.models.recorders import RecorderManager
 from mmdistkd.models.recorders.recorders import BaseRecorder
 from mmdistkd.registry import MODELS, TEACHER_FORWARDS
+from mmdistkd.testing import REPO
 
-from conftest import REPO
 from test_single_teacher_distill import batch, build, classifier, kd_distiller
 from test_teacher_forward import dist_distiller, tiny_faster_rcnn, tiny_segmentor
 

@@ -12,8 +12,8 @@ from mmengine.structures import BaseDataElement
 from mmpretrain.models import ImageClassifier
 
 from mmdistkd.models.algorithms import SingleTeacherDistill
+from mmdistkd.testing import TinyImages
 
-from conftest import TinyImages
 from test_single_teacher_distill import NUM_CLASSES, classifier, kd_distiller
 
 NUM_IMAGES, BATCH_SIZE, SIZE = 8, 4, 16

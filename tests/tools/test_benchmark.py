@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from conftest import REPO, run_tool
+from mmdistkd.testing import REPO, run_tool
 
 CONFIG = 'configs/demo/kd_resnet34_resnet18_demo_cls.py'
 # One thread: on a loaded shared machine, two OpenMP threads wait on each other at every small operator.

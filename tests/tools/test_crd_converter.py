@@ -9,8 +9,7 @@ from mmengine.runner import load_checkpoint
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 
 from mmdistkd.models.backbones import CRD_ARCHS, crd_classifier_cfg, crd_model_state_dict, crd_to_mmpretrain
-
-from conftest import run_tool
+from mmdistkd.testing import run_tool
 
 TOOL = 'tools/model_converters/crd_to_mmpretrain.py'
 

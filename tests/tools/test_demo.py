@@ -1,7 +1,7 @@
 """A shortened `make demo` (a few iterations per stage) runs end to end and writes its table and plots."""
 import os.path as osp
 
-from conftest import run_tool
+from mmdistkd.testing import run_tool
 
 SHORT = ['train_cfg.max_iters=3', 'train_cfg.val_interval=3', 'default_hooks.checkpoint.interval=3',
          'default_hooks.logger.interval=1', 'val_dataloader.dataset.indices=16']

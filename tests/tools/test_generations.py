@@ -9,9 +9,8 @@ import pytest
 
 from mmdistkd.analysis.generations import Generations, parse_options, strict_overrides
 from mmdistkd.analysis.stages import StageError
+from mmdistkd.testing import REPO, run_tool
 from mmdistkd.utils.launch import load_config
-
-from conftest import REPO, run_tool
 
 TEACHER = 'configs/demo/tolerant_resnet34_demo_cls_teacher.py'
 STUDENT = 'configs/demo/gen_resnet34_demo_cls.py'

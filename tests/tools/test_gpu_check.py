@@ -8,7 +8,7 @@ import os.path as osp
 
 import pytest
 
-from conftest import REPO, run_tool
+from mmdistkd.testing import REPO, run_tool
 
 TOOL = 'tools/analysis/gpu_check.py'
 CPU_ROWS = ['--device', 'cpu', '--configs', 'configs/demo/dist_resnet34_resnet18_demo_cls.py', '--variants', 'fp32',

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO
+from mmdistkd.testing import REPO
 
 RECORDER = '''#!/usr/bin/env bash
 echo "$0 PYTHONPATH=$PYTHONPATH" >> "$LAUNCH_LOG"

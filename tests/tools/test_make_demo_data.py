@@ -5,8 +5,7 @@ import sys
 import pytest
 
 from mmdistkd.analysis.demo_data import CLS_CLASSES, DET_CLASSES, SMALL_SIZES, generate_demo_data
-
-from conftest import REPO
+from mmdistkd.testing import REPO
 
 SCRIPT = 'tools/make_demo_data.py'
 

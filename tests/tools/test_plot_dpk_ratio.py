@@ -5,8 +5,7 @@ import json
 import pytest
 
 from mmdistkd.analysis.run_logs import load_dpk_ratios
-
-from conftest import run_tool
+from mmdistkd.testing import run_tool
 
 TOOL = 'tools/analysis/plot_dpk_ratio.py'
 

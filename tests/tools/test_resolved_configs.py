@@ -2,7 +2,7 @@
 same text on every run and without this checkout's path (so two dumps compare with ``diff -r``)."""
 import ast
 
-from conftest import REPO, run_tool
+from mmdistkd.testing import REPO, run_tool
 
 TOOL = 'tools/analysis/resolved_configs.py'
 CONFIGS = ['configs/demo/kd_resnet34_resnet18_demo_cls.py', 'configs/dist/dist_atss_r101_r50_coco.py']

@@ -9,9 +9,8 @@ import torch
 from mmengine.registry import DefaultScope
 
 from mmdistkd.analysis.tolerance import analyse, build_model, dense_head_scores, tolerance_stats, tolerance_table
+from mmdistkd.testing import REPO, run_tool
 from mmdistkd.utils.launch import load_config
-
-from conftest import REPO, run_tool
 
 
 def reference_stats(scores, k):

@@ -14,8 +14,7 @@ from mmengine.runner import load_checkpoint
 
 import mmdistkd  # noqa: F401
 from mmdistkd.registry import MODELS
-
-from conftest import REPO, free_port, run_tool
+from mmdistkd.testing import REPO, free_port, run_tool
 
 DEMO = {
     'det': ('configs/demo/kd_retinanet_r34_r18_demo_det.py', 'configs/demo/retinanet_r18_demo_det_student.py',
