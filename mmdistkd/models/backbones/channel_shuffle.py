@@ -1,4 +1,5 @@
-"""ShuffleNet's channel shuffle."""
+"""ShuffleNet's channel shuffle. The same as ``mmpretrain.models.utils.channel_shuffle``, kept here because importing
+that loads every mmpretrain model at ``import mmdistkd``, which detection and segmentation users do not need."""
 
 
 def channel_shuffle(x, groups):

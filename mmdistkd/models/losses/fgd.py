@@ -41,6 +41,7 @@ range runs past the border (a box touching the right edge ends at column ``W``, 
 """
 import torch
 import torch.nn.functional as F
+from mmcv.cnn import ContextBlock
 from torch import nn
 
 from mmdistkd.registry import MODELS
@@ -86,31 +87,13 @@ def background_mask(fg_mask):
     return background / background.sum(dim=(1, 2), keepdim=True).clamp(min=1)
 
 
-class GlobalContextBlock(nn.Module):
-    """The additive term of a GcNet context block, ``(N, C, 1, 1)`` for ``feat (N, C, H, W)``: a 1x1 conv
-    gives a spatial softmax, the feature pooled with it is transformed by conv C -> C/2, LayerNorm, ReLU,
-    conv C/2 -> C. The last conv starts at zero, so the block starts as a zero term."""
-
-    def __init__(self, channels):
-        super().__init__()
-        if channels < 2:
-            raise ValueError(f'FGDLoss needs in_channels >= 2 for its global context block (a C/2 bottleneck), '
-                             f'got {channels}')
-        self.context_logits = nn.Conv2d(channels, 1, kernel_size=1)
-        self.transform = nn.Sequential(
-            nn.Conv2d(channels, channels // 2, kernel_size=1),
-            nn.LayerNorm([channels // 2, 1, 1]),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels // 2, channels, kernel_size=1))
-        nn.init.kaiming_normal_(self.context_logits.weight, mode='fan_in', nonlinearity='relu')
-        nn.init.zeros_(self.context_logits.bias)
-        nn.init.zeros_(self.transform[-1].weight)
-        nn.init.zeros_(self.transform[-1].bias)
-
-    def forward(self, feat):
-        weights = F.softmax(self.context_logits(feat).flatten(1), dim=1)  # (N, H*W)
-        context = torch.einsum('nchw,nhw->nc', feat, weights.view_as(feat[:, 0]))
-        return self.transform(context[:, :, None, None])
+def global_context_block(channels):
+    """mmcv's GcNet ``ContextBlock`` as the FGD authors build theirs (attention pooling, the channel-add term
+    through a C -> C/2 -> C bottleneck whose last conv starts at zero): ``feat + term(feat)``."""
+    if channels < 2:
+        raise ValueError(f'FGDLoss needs in_channels >= 2 for its global context block (a C/2 bottleneck), '
+                         f'got {channels}')
+    return ContextBlock(channels, ratio=0.5, pooling_type='att', fusion_types=('channel_add', ))
 
 
 @MODELS.register_module()
@@ -158,8 +141,8 @@ class FGDLoss(DistillLoss):
         self.align = None
         if self.student_channels != in_channels:
             self.align = nn.Conv2d(self.student_channels, in_channels, kernel_size=1)
-        self.student_context = GlobalContextBlock(in_channels)
-        self.teacher_context = GlobalContextBlock(in_channels)
+        self.student_context = global_context_block(in_channels)
+        self.teacher_context = global_context_block(in_channels)
 
     def forward(self, preds_S, preds_T, data_samples):
         check_same_levels(preds_S, preds_T)
@@ -187,7 +170,7 @@ class FGDLoss(DistillLoss):
         focal = (squared_diff * channel_T[:, :, None, None] * cell_weight[:, None]).sum()
 
         attention = (channel_S - channel_T).abs().sum() + (spatial_S - spatial_T).abs().sum()
-        relation = (feat_S + self.student_context(feat_S) - feat_T - self.teacher_context(feat_T)).square().sum()
+        relation = (self.student_context(feat_S) - self.teacher_context(feat_T)).square().sum()
         return (focal + self.gamma_fgd * attention + self.lambda_fgd * relation) / num_images
 
     def check_level(self, feat_S, feat_T, data_samples):

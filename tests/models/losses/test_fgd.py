@@ -106,16 +106,17 @@ def ref_context_term(feat, block):
     """GcBlock additive term from the block's parameters, in float64, written out by hand."""
     p = {name: value.detach().double() for name, value in block.state_dict().items()}
     num, channels = feat.shape[:2]
-    logits = torch.einsum('c,nchw->nhw', p['context_logits.weight'].reshape(channels), feat) + p['context_logits.bias']
+    logits = torch.einsum('c,nchw->nhw', p['conv_mask.weight'].reshape(channels), feat) + p['conv_mask.bias']
     weights = torch.softmax(logits.reshape(num, -1), dim=1)
+    add = {name.split('.', 1)[1]: value for name, value in p.items() if name.startswith('channel_add_conv.')}
     context = feat.reshape(num, channels, -1) @ weights[:, :, None]  # (N, C, 1)
-    hidden = p['transform.0.weight'].reshape(channels // 2, channels) @ context + p['transform.0.bias'][:, None]
+    hidden = add['0.weight'].reshape(channels // 2, channels) @ context + add['0.bias'][:, None]
     mean = hidden.mean(1, keepdim=True)
     var = ((hidden - mean)**2).mean(1, keepdim=True)
-    hidden = (hidden - mean) / torch.sqrt(var + 1e-5) * p['transform.1.weight'].reshape(-1, 1) + \
-        p['transform.1.bias'].reshape(-1, 1)
+    hidden = (hidden - mean) / torch.sqrt(var + 1e-5) * add['1.weight'].reshape(-1, 1) + \
+        add['1.bias'].reshape(-1, 1)
     hidden = hidden.clamp(min=0)
-    out = p['transform.3.weight'].reshape(channels, channels // 2) @ hidden + p['transform.3.bias'][:, None]
+    out = add['3.weight'].reshape(channels, channels // 2) @ hidden + add['3.bias'][:, None]
     return out[..., None]  # (N, C, 1, 1)
 
 
@@ -264,7 +265,7 @@ def test_no_boxes_is_all_background_and_finite():
 def test_global_blocks_start_as_zero_terms():
     loss = FGDLoss(in_channels=8, **ONLY['relation'])
     for block in (loss.student_context, loss.teacher_context):
-        assert not block.transform[-1].weight.any() and not block.transform[-1].bias.any()
+        assert not block.channel_add_conv[-1].weight.any() and not block.channel_add_conv[-1].bias.any()
     assert loss.student_context is not loss.teacher_context
     feat_S, feat_T = torch.randn(2, 8, 4, 6), torch.randn(2, 8, 4, 6)
     expected = ((feat_S - feat_T)**2).sum() / 2
@@ -286,7 +287,7 @@ def test_teacher_side_gets_no_gradient_but_its_context_block_trains():
     feat_T = torch.randn(len(IMAGES), 8, 8, 12, requires_grad=True)
     loss(feat_S, feat_T, data_samples()).backward()
     assert feat_T.grad is None and feat_S.grad.abs().sum() > 0
-    assert loss.teacher_context.transform[0].weight.grad.abs().sum() > 0
+    assert loss.teacher_context.channel_add_conv[0].weight.grad.abs().sum() > 0
 
 
 def test_wrong_inputs_say_what_to_change():
@@ -425,6 +426,6 @@ def test_trains_in_a_retinanet_distillation(student_fpn_channels):
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     assert all(p.grad is None for p in model.teacher.parameters())
     fgd = model.distiller.distill_losses['loss_fgd_p3']
-    assert fgd.teacher_context.transform[-1].weight.grad.abs().sum() > 0
+    assert fgd.teacher_context.channel_add_conv[-1].weight.grad.abs().sum() > 0
     assert (fgd.align is not None) == (student_fpn_channels != 64)
     optim.step()
