@@ -289,3 +289,16 @@ def test_unknown_recorder_module_fails_when_prepared():
     distill = distiller(student_recorders=dict(logits=dict(type='mmdistkd.ModuleOutputs', source='head.fcc')))
     with pytest.raises(ValueError, match=r"no module named 'head\.fcc'\. Closest names: head\.fc"):
         distill.prepare_from_student(Net())
+
+
+def test_a_connectors_init_cfg_is_applied_when_it_is_built_and_kept_by_init_weights():
+    """The Runner's init_weights does not enter the distiller's connectors (as MMRazor's ModuleDict): an init_cfg
+    is applied at build, and what the connector holds then stays."""
+    distiller = ConfigurableDistiller(connectors=dict(embed=dict(
+        type='CRDConnector', dim_in=4, dim_out=3, init_cfg=dict(type='Constant', layer='Linear', val=0.5, bias=0.))))
+    linear = distiller.connectors['embed'].linear
+    assert (linear.weight == 0.5).all() and (linear.bias == 0).all()
+    with torch.no_grad():
+        linear.weight.fill_(0.25)
+    distiller.init_weights()
+    assert (linear.weight == 0.25).all()

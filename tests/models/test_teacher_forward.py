@@ -242,7 +242,7 @@ def test_stage_the_teacher_lacks_is_refused_at_build(stage, teacher, message):
     (dict(type='roi_on_student_rois', stages=1), r"'roi_on_student_rois' has no option\(s\) \['stages'\]; its "
                                                  r"options: \['stage'\]"),
     (dict(type='tensor', stage=0), r"'tensor' has no option\(s\) \['stage'\]; its options: none"),
-    (dict(stage=0), r"choose one of \['roi_on_student_rois', 'seg_decode_aux', 'tensor'\]")],
+    (dict(stage=0), r"choose one of \['extract_feat', 'roi_on_student_rois', 'seg_decode_aux', 'tensor'\]")],
     ids=['negative-stage', 'misspelt-option', 'option-of-another-strategy', 'no-type'])
 def test_teacher_forward_dict_with_wrong_options_says_what_to_change(spec, message):
     with pytest.raises(ValueError, match=message):
@@ -257,7 +257,8 @@ def test_roi_strategy_refuses_a_one_stage_student():
 
 
 def test_unknown_teacher_forward_lists_the_strategies():
-    with pytest.raises(ValueError, match=r"teacher_forward='rois'; choose one of \['roi_on_student_rois', "):
+    with pytest.raises(ValueError, match=r"teacher_forward='rois'; choose one of \['extract_feat', "
+                                         r"'roi_on_student_rois', "):
         build(teacher_forward='rois')
 
 

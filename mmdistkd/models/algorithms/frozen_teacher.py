@@ -110,6 +110,28 @@ def check_teacher_normalisation(student_normalisation, teacher_normalisation, al
                   logger='current')
 
 
+def load_weights(module, ckpt, named, role, local_option):
+    """Loads the checkpoint ``ckpt`` (a local path or a URL mmengine loads) strictly, weights-only, into
+    ``module``, verifying a file named after its SHA-256 prefix. Errors say what ``named`` it (e.g.
+    ``"teacher_ckpt 'x.pth'"``), whose weights they are (``role``: ``'teacher'`` or ``'student'``) and, for a
+    failed download, the ``--cfg-options`` setting (``local_option``) that gives a local copy instead."""
+    if is_local_path(ckpt):
+        verify_sha256_suffix(osp.expanduser(ckpt))
+    # Strict: a model that loads only partly would silently train or teach from random layers.
+    try:
+        load_checkpoint(module, ckpt, map_location='cpu', strict=True, revise_keys=[(r'^module\.', '')])
+    except CheckpointDownloadError as error:
+        raise CheckpointDownloadError(
+            f'{named} cannot be downloaded ({error.__cause__ or error}). Without network access here, download '
+            f'the file elsewhere, copy it to this machine and give its path: --cfg-options {local_option}') from error
+    except RuntimeError as error:
+        raise RuntimeError(f'{named} does not match the {role} architecture ({type(module).__name__}): '
+                           f'{error}') from error
+    # A download is verified in torch.hub's cache, where later runs read it.
+    if ckpt.startswith(('http://', 'https://')):
+        verify_sha256_suffix(hub_cache_path(ckpt))
+
+
 class FrozenTeacher:
     """The teacher of a distillation step: weights, inputs, precision, memory format, and its place beside
     (or, trainable, inside) the distillation model.
@@ -157,22 +179,7 @@ class FrozenTeacher:
         self._converts_differ = self._student_normalisation[2] != self._teacher_normalisation[2]
 
     def _load(self, ckpt):
-        if is_local_path(ckpt):
-            verify_sha256_suffix(osp.expanduser(ckpt))
-        # Strict: a teacher that loads only partly would silently teach from random layers.
-        try:
-            load_checkpoint(self.module, ckpt, map_location='cpu', strict=True, revise_keys=[(r'^module\.', '')])
-        except CheckpointDownloadError as error:
-            raise CheckpointDownloadError(
-                f'teacher_ckpt {ckpt!r} cannot be downloaded ({error.__cause__ or error}). Without network access '
-                'here, download the file elsewhere, copy it to this machine and give its path: '
-                '--cfg-options model.teacher_ckpt=/path/file.pth') from error
-        except RuntimeError as error:
-            raise RuntimeError(f'teacher_ckpt {ckpt!r} does not match the teacher architecture '
-                               f'({type(self.module).__name__}): {error}') from error
-        # A download is verified in torch.hub's cache, where later runs read it.
-        if ckpt.startswith(('http://', 'https://')):
-            verify_sha256_suffix(hub_cache_path(ckpt))
+        load_weights(self.module, ckpt, f'teacher_ckpt {ckpt!r}', 'teacher', 'model.teacher_ckpt=/path/file.pth')
 
     # ------------------------------------------------------------------ following the distillation model
     def apply(self, fn, *args, **kwargs):
@@ -227,3 +234,28 @@ class FrozenTeacher:
             device_type=inputs.device.type, dtype=TEACHER_AUTOCAST_DTYPES[self.autocast])
         with torch.set_grad_enabled(self.trainable), precision:
             forward(self.module, inputs, data_samples)
+
+
+class FollowedByFrozenTeachers:
+    """Mixin for a model (``BaseModel``) whose ``frozen_teachers()`` live outside its module tree: moving the model
+    (``.to``, ``.cuda``, ``.half``, mmengine's device placement) and switching train / eval mode reach them too."""
+
+    def frozen_teachers(self):
+        """The model's ``FrozenTeacher`` objects."""
+        raise NotImplementedError
+
+    def _apply(self, fn, *args, **kwargs):
+        for teacher in self.frozen_teachers():
+            teacher.apply(fn, *args, **kwargs)
+        return super()._apply(fn, *args, **kwargs)
+
+    def _set_device(self, device):
+        super()._set_device(device)
+        for teacher in self.frozen_teachers():
+            teacher.set_device(device)
+
+    def train(self, mode=True):
+        super().train(mode)
+        for teacher in self.frozen_teachers():
+            teacher.train(mode)
+        return self

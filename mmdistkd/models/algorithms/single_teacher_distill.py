@@ -3,7 +3,6 @@
 The teacher's lifecycle (outside the module tree, weights, inputs, precision, memory format) is
 ``FrozenTeacher``'s; how it runs in a step is the ``teacher_forward`` strategy's.
 """
-import copy
 import warnings
 from collections.abc import Sequence
 
@@ -14,22 +13,27 @@ from mmdistkd.registry import MODELS
 from mmdistkd.utils.student import accept_plain_student_checkpoint
 from mmdistkd.utils.tasks import TASK_OF_PACKAGE, package_of
 
-from .frozen_teacher import FrozenTeacher
+from .builders import build_distiller, build_student, choose_teacher_weights
+from .frozen_teacher import FollowedByFrozenTeachers, FrozenTeacher
 from .inherit import inherit_teacher_modules
-from .submodel import build_resolved, build_submodel, resolve_submodel
+from .submodel import build_submodel
 from .teacher_check import check_teacher, is_first_iteration
 from .teacher_forward import build_teacher_forward
 
 
 @MODELS.register_module()
-class SingleTeacherDistill(BaseModel):
+class SingleTeacherDistill(FollowedByFrozenTeachers, BaseModel):
     """The student's training step with a teacher: the teacher's forward (before the student's, or after it
     for a strategy that uses the student's output), the student's task losses, the distillation losses.
 
     Args:
         architecture (dict): the student: a model dict, or ``cfg_path='mmdet::...'`` (or a local config file)
-            plus optional overrides of that file's ``model``.
-        teacher (dict): the teacher, given like ``architecture``.
+            plus optional overrides of that file's ``model``. With ``cfg_path``, MMRazor's ``pretrained=True``
+            loads the weights that the package's model index lists for that config (as ``mmengine.hub.get_model``),
+            strictly, before training; ``load_from`` or resuming still wins.
+        teacher (dict): the teacher, given like ``architecture``. ``pretrained=True`` gives the teacher the
+            model index's weights unless ``teacher_ckpt`` is set: ``teacher_ckpt`` wins (MMRazor loads it after
+            the pretrained weights), and the pretrained weights are then not downloaded.
         teacher_ckpt (str | None): the teacher weights: a local path or any URL scheme mmengine's
             ``CheckpointLoader`` knows (``https://``, ``s3://``, ``open-mmlab://``, ...), loaded strictly and
             weights-only. ``None`` keeps a randomly initialised teacher (tests, benchmarks) and warns at the
@@ -40,12 +44,14 @@ class SingleTeacherDistill(BaseModel):
         calculate_student_loss (bool): add the student's own task losses.
         student_loss_weight (float): scales the student's task losses (``lambda`` of distillation in
             generations; the distillation losses carry their own ``loss_weight``).
-        teacher_forward (str | dict): ``'tensor'``, ``'seg_decode_aux'`` or ``'roi_on_student_rois'``, or a
-            dict of that name (``type``) and its options, e.g. a cascade teacher's ``stage`` (see
-            ``teacher_forward.py``).
+        teacher_forward (str | dict): ``'tensor'``, ``'extract_feat'``, ``'seg_decode_aux'`` or
+            ``'roi_on_student_rois'``, or a dict of that name (``type``) and its options, e.g. a cascade teacher's
+            ``stage`` (see ``teacher_forward.py``).
         distiller (dict): ``ConfigurableDistiller`` config.
-        data_preprocessor (dict, optional): used for the student when its own config has none (the Runner
-            passes a config's top-level ``data_preprocessor`` here).
+        data_preprocessor (dict | nn.Module, optional): the training step's preprocessor, see
+            :func:`build_student`: without ``type`` (the Runner hands a config's top-level ``data_preprocessor``,
+            as mmpretrain configs keep it, to the model) it completes the student's config where that has none;
+            with ``type`` (MMRazor's configs) it replaces the student's own, as MMRazor's ``BaseAlgorithm``.
         teacher_autocast (str | None): ``'bf16'`` or ``'fp16'`` runs the teacher's training-step forward
             under autocast in that precision (the distillation losses still compute in fp32); ``None``
             keeps the ambient precision. Validation of the teacher is unaffected.
@@ -77,22 +83,14 @@ class SingleTeacherDistill(BaseModel):
                  teacher_autocast=None, teacher_channels_last=False, inherit_from_teacher=None,
                  allow_unnormalised_teacher=False, check_teacher=True):
         forward_strategy = build_teacher_forward(teacher_forward)
-        student_preprocessor = data_preprocessor
-        if isinstance(architecture, torch.nn.Module):
-            student = architecture
-        else:
-            student_cfg, student_scope = resolve_submodel(architecture, 'student', data_preprocessor)
-            # Copied before the student's build, which may alter it (RandomBatchAugment appends to its probs).
-            student_preprocessor = copy.deepcopy(student_cfg.get('data_preprocessor'))
-            student = build_resolved(student_cfg, student_scope, 'student')
+        student, preprocessor_for_teacher = build_student(architecture, data_preprocessor)
         # A teacher without a preprocessor of its own sees the data as the student does: its weights were
         # trained on the same dataset, normalised alike (the registry default would feed it raw 0-255 pixels).
         teacher_model = teacher if isinstance(teacher, torch.nn.Module) else \
-            build_submodel(teacher, 'teacher', student_preprocessor)
+            build_submodel(teacher, 'teacher', preprocessor_for_teacher)
+        teacher_ckpt = choose_teacher_weights(teacher, teacher_ckpt)
         if not torch.cuda.is_available():
-            # SyncBN (mmseg's default) cannot run on CPU tensors under torch.distributed.
-            student = revert_sync_batchnorm(student)
-            teacher_model = revert_sync_batchnorm(teacher_model)
+            teacher_model = revert_sync_batchnorm(teacher_model)  # as the student's (build_student)
         # One preprocessor for the step: the student's (the teacher's inputs are derived from its output).
         super().__init__(data_preprocessor=student.data_preprocessor, init_cfg=init_cfg)
         self.architecture = student
@@ -122,9 +120,7 @@ class SingleTeacherDistill(BaseModel):
         self.teacher_forward = forward_strategy
         forward_strategy.prepare(student, teacher_model)
 
-        # Under an inherited default scope (e.g. 'mmdet') the distiller's types resolve in mmdistkd's scope.
-        with MODELS.switch_scope_and_registry('mmdistkd') as registry:
-            self.distiller = registry.build(distiller)
+        self.distiller = build_distiller(distiller)
         self.distiller.prepare_from_student(self.student)
         self.distiller.prepare_from_teacher(self.teacher)
         self.distiller.check_num_classes(self.student, self.teacher)
@@ -145,19 +141,8 @@ class SingleTeacherDistill(BaseModel):
         # The student's init_cfg has just re-initialised the inherited modules.
         inherit_teacher_modules(self.student, self.teacher, self.inherit_from_teacher)
 
-    # ------------------------------------------------------------------ the frozen teacher follows the model
-    def _apply(self, fn, *args, **kwargs):
-        self.frozen_teacher.apply(fn, *args, **kwargs)
-        return super()._apply(fn, *args, **kwargs)
-
-    def _set_device(self, device):
-        super()._set_device(device)
-        self.frozen_teacher.set_device(device)
-
-    def train(self, mode=True):
-        super().train(mode)
-        self.frozen_teacher.train(mode)
-        return self
+    def frozen_teachers(self):
+        return [self.frozen_teacher]
 
     # ------------------------------------------------------------------ forward
     def forward(self, inputs, data_samples=None, mode='tensor'):

@@ -3,13 +3,14 @@
 A distillation config runs under one ``default_scope`` (often an inherited ``'mmdet'``), but the student
 and teacher types (``RetinaNet``, ``ResNet``, ...) must resolve in their own package's registry while the
 distiller's types resolve in mmdistkd's. A model is given as a dict or as ``cfg_path`` (a ``pkg::`` path or a
-local config file) plus optional overrides merged into that file's ``model``.
+local config file) plus optional overrides merged into that file's ``model``, and MMRazor's ``pretrained=True``
+beside ``cfg_path`` names the weights of that config in its package's model index (:func:`pretrained_weights`).
 """
 import copy
 import os.path as osp
 
 from mmengine.config import Config
-from mmengine.config.utils import MODULE2PACKAGE, _get_external_cfg_base_path
+from mmengine.config.utils import MODULE2PACKAGE, _get_cfg_metainfo, _get_external_cfg_base_path
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import DefaultScope
 from mmengine.utils import get_installed_path
@@ -32,6 +33,31 @@ def config_file(cfg_path):
             'then from the current directory; from Python, give a path from the current directory or a pkg:: '
             'path (e.g. "mmdet::retinanet/retinanet_r50_fpn_2x_coco.py").')
     return cfg_path
+
+
+def pretrained_weights(model_cfg, role):
+    """The weights URL that MMRazor's ``pretrained=True`` beside ``cfg_path`` names in a student or teacher config
+    (``role`` names it in errors), as ``mmengine.hub.get_model`` finds it: the ``Weights`` of that config in the
+    metafiles of its package's ``.mim/model-index.yml``. None without ``cfg_path`` or unless ``pretrained`` is True.
+    ``pretrained=False`` is MMRazor's "no weights"; any other value (None, a path: mmseg's segmentors take
+    ``pretrained='open-mmlab://resnet18_v1c'``) is the model's own argument, merged into it as an override."""
+    if not isinstance(model_cfg, dict) or 'cfg_path' not in model_cfg or model_cfg.get('pretrained') is not True:
+        return None
+    cfg_path, pretrained = model_cfg['cfg_path'], model_cfg['pretrained']
+    where = f'the {role}\'s pretrained={pretrained!r} (cfg_path={cfg_path!r})'
+    package, _, rel_path = cfg_path.partition('::')
+    if not rel_path or package not in MODULE2PACKAGE:
+        raise ValueError(f'{where}: pretrained=True looks the weights up in the model index of a package, so '
+                         'cfg_path must be a "pkg::rel/path.py" path; for a local config give the weights as '
+                         'teacher_ckpt (teacher) or load_from (student) and set pretrained=False')
+    try:
+        weights = _get_cfg_metainfo(get_installed_path(MODULE2PACKAGE[package]), rel_path).get('Weights')
+    except (ValueError, FileNotFoundError):  # not in the index (ValueError lists all configs); no index file
+        weights = None
+    if not weights:
+        raise ValueError(f'{where}: the model index of {MODULE2PACKAGE[package]} lists no weights for {rel_path!r}. '
+                         'Give the weights as teacher_ckpt (teacher) or load_from (student) and set pretrained=False')
+    return weights
 
 
 def load_model_config(cfg_path):
@@ -66,7 +92,8 @@ def resolve_submodel(model_cfg, role, data_preprocessor=None):
     scope = model_cfg.pop('_scope_', None)
     if 'cfg_path' in model_cfg:
         cfg_path = model_cfg.pop('cfg_path')
-        model_cfg.pop('pretrained', None)  # MMRazor's key; weights come from teacher_ckpt / load_from
+        if isinstance(model_cfg.get('pretrained'), bool):
+            del model_cfg['pretrained']  # MMRazor's key: see pretrained_weights
         loaded, file_scope = load_model_config(cfg_path)
         # Overrides merge recursively into the file's model, as --cfg-options would.
         merged = Config(dict(model=loaded))

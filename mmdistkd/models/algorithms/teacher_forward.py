@@ -3,6 +3,8 @@
 Each strategy is a small object named in configs by ``teacher_forward``:
 
 - ``'tensor'``: ``teacher(inputs, data_samples, mode='tensor')`` (classifiers, one-stage detectors).
+- ``'extract_feat'``: only ``teacher.extract_feat(inputs)`` (backbone and neck), for losses on features
+  (MMRazor's ``FpnTeacherDistill``).
 - ``'seg_decode_aux'``: mmseg segmentors: backbone/neck, then the decode head **and** every auxiliary head
   (mmseg's ``mode='tensor'`` runs only the decode head). A head whose forward takes the batch's data samples
   (mmseg's ``Mask2FormerHead``) gets them; heads are called as modules, so recorders on a whole head see it.
@@ -47,6 +49,19 @@ class TensorForward(TeacherForward):
 
     def __call__(self, teacher, inputs, data_samples):
         teacher(inputs, data_samples, mode='tensor')
+
+
+@TEACHER_FORWARDS.register_module(name='extract_feat')
+class ExtractFeatForward(TeacherForward):
+
+    def prepare(self, student, teacher):
+        if not callable(getattr(teacher, 'extract_feat', None)):
+            raise ValueError(f"teacher_forward='extract_feat' needs a teacher with extract_feat (mmdet, mmseg and "
+                             f'mmpretrain models have it), but the teacher is a {type(teacher).__name__}; choose '
+                             'another teacher_forward')
+
+    def __call__(self, teacher, inputs, data_samples):
+        teacher.extract_feat(inputs)
 
 
 @TEACHER_FORWARDS.register_module(name='seg_decode_aux')

@@ -31,6 +31,7 @@ attributes False: it gets only its mapped arguments.
 import inspect
 
 import torch
+from mmengine.model import BaseModule
 from torch import nn
 
 from mmdistkd.models.losses.base import DistillLoss, check_loss_contract
@@ -64,6 +65,14 @@ def build_loss(loss_name, cfg):
     return loss
 
 
+def build_connector(cfg):
+    """A connector, with its ``init_cfg`` (if any) applied now: the Runner's ``init_weights`` does not reach it."""
+    connector = MODELS.build(cfg)
+    if getattr(connector, 'init_cfg', None):
+        connector.init_weights()
+    return connector
+
+
 def describe(value):
     """A short description of a recorded value for error messages: shapes, also inside lists."""
     if torch.is_tensor(value):
@@ -84,14 +93,17 @@ def nearest_num_classes(model, module_name):
 
 
 @MODELS.register_module()
-class ConfigurableDistiller(nn.Module):
+class ConfigurableDistiller(BaseModule):
+    """An mmengine ``BaseModule`` as MMRazor's. Connectors and loss modules initialise themselves when built, and the
+    Runner's ``init_weights`` does not re-initialise them (MMRazor keeps them in torch ``ModuleDict``s, which
+    ``init_weights`` does not enter): a connector's ``init_cfg`` is applied when it is built."""
 
     def __init__(self, student_recorders=None, teacher_recorders=None, connectors=None, distill_losses=None,
-                 loss_forward_mappings=None):
-        super().__init__()
+                 loss_forward_mappings=None, init_cfg=None):
+        super().__init__(init_cfg)
         self.student_recorders = RecorderManager(student_recorders)
         self.teacher_recorders = RecorderManager(teacher_recorders)
-        self.connectors = nn.ModuleDict({name: MODELS.build(cfg) for name, cfg in (connectors or {}).items()})
+        self.connectors = nn.ModuleDict({name: build_connector(cfg) for name, cfg in (connectors or {}).items()})
         self.distill_losses = nn.ModuleDict(
             {name: build_loss(name, cfg) for name, cfg in (distill_losses or {}).items()})
         self.loss_forward_mappings = dict(loss_forward_mappings or {})

@@ -2,9 +2,32 @@
 
 - ``ModuleOutputs(source='bbox_head.retina_cls')``: outputs of a submodule, by its name.
 - ``ModuleInputs(source='neck')``: positional inputs of a submodule (a tuple per call).
-- ``MethodOutputs(source='mmdet.models.RetinaHead.forward')``: return values of a method, by its import
-  path (the method is patched on its class; only calls while this recorder is recording are kept, and only
-  calls on instances inside the model the recorder was prepared on).
+- ``ModuleInputs(source='')``: an empty source is the model itself (MMRazor's CRD records the student's
+  ``(inputs, data_samples)`` so).
+- ``MethodOutputs(source='mmdet.models.RetinaHead.forward')`` / ``MethodInputs``: return values / arguments of
+  a method, by its import path (the method is patched on its class; only calls while this recorder is
+  recording are kept, and only calls on instances inside the model the recorder was prepared on).
+- ``FunctionOutputs(source='mmdet.models.dense_heads.anchor_head.anchor_inside_flags')`` / ``FunctionInputs``:
+  return values / arguments of a module-level function, by its import path (see "Function recorders").
+- ``Parameter(source='backbone.conv1.weight')``: a parameter of the model, by its name (one lasting record).
+
+Input recorders of methods and functions keep, per call, a list of the positional arguments followed by the
+keyword arguments in the order of the signature (a method's instance left out), as MMRazor does: defaults
+that were not passed are not in it.
+
+Function recorders: the function is replaced, in the module the source names, by a wrapper (once per process),
+so they see the calls that look the function up in that module when called: a function imported elsewhere
+with ``from module import function`` before is another binding and must be recorded where it is used (as in
+MMRazor: ``'mmdet.models.dense_heads.anchor_head.anchor_inside_flags'``, not the module defining it), and a
+function stored at build time (mmpretrain's ``CrossEntropyLoss`` keeps ``cross_entropy`` as an attribute) is
+not seen. A call counts while the recorder is recording (its ``RecorderManager``'s ``with`` block) and when a
+module of the prepared model is running somewhere up the call stack, i.e. inside its forward or a method of one
+of its modules: the student's recorders then ignore the teacher's calls even while both record, and calls the
+training step makes outside both models (its own preprocessing, a distillation loss) are ignored. Limits: the
+test looks up the calling thread's stack for a frame whose ``self`` is one of the model's modules, so a call
+made in another thread than the forward's is not seen, a call inside a model that runs within the other's
+forward (a teacher called by a student module) counts for both, and modules added to the model after
+``prepare`` are not its own.
 
 A module or method called several times per step gives one record per call: RetinaNet's
 ``bbox_head.retina_cls`` runs once per FPN level, so it yields 5 records.
@@ -20,6 +43,8 @@ import bisect
 import difflib
 import functools
 import importlib
+import inspect
+import sys
 import weakref
 
 from torch import nn
@@ -49,14 +74,12 @@ class BaseRecorder:
             raise RuntimeError(
                 f'Recorder for {self.source!r} holds no record: the recorded module or method did not run in '
                 'this forward pass. Check that it is on the path the forward takes.')
+        # A single record may itself be a list (the arguments of a call): record_idx alone says how many.
         if record_idx == 'all':
-            picked = list(self.records)
-        elif isinstance(record_idx, (list, tuple)):
-            picked = [self._record(i) for i in record_idx]
-        else:
-            picked = self._record(record_idx)
-        pick_data = functools.partial(self._pick_data, data_idx=data_idx)
-        return [pick_data(r) for r in picked] if isinstance(picked, list) else pick_data(picked)
+            return [self._pick_data(record, data_idx) for record in self.records]
+        if isinstance(record_idx, (list, tuple)):
+            return [self._pick_data(self._record(idx), data_idx) for idx in record_idx]
+        return self._pick_data(self._record(record_idx), data_idx)
 
     def _record(self, idx):
         try:
@@ -77,13 +100,20 @@ class BaseRecorder:
 
 def find_submodule(model, name, role):
     """``model.get_submodule(name)`` with an error that lists the closest real names."""
-    names = [n for n, _ in model.named_modules() if n]
-    if name not in names:
-        close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+    return find_named(model, name, role, 'module')
+
+
+def find_named(model, name, role, kind):
+    """The ``kind`` (``'module'`` or ``'parameter'``) of ``model`` named ``name``, with an error that lists
+    the closest real names."""
+    named = dict(getattr(model, f'named_{kind}s')())
+    named.pop('', None)  # named_modules() lists the model itself as ''
+    if name not in named:
+        close = difflib.get_close_matches(name, list(named), n=5, cutoff=0.5)
         hint = f' Closest names: {", ".join(close)}.' if close else ''
-        raise ValueError(f'The {role} ({type(model).__name__}) has no module named {name!r}.{hint} '
-                         'Names are those of model.named_modules().')
-    return model.get_submodule(name)
+        raise ValueError(f'The {role} ({type(model).__name__}) has no {kind} named {name!r}.{hint} '
+                         f'Names are those of model.named_{kind}s().')
+    return named[name]
 
 
 class ModuleRecorder(BaseRecorder):
@@ -96,7 +126,7 @@ class ModuleRecorder(BaseRecorder):
         self._record_children = []
 
     def prepare(self, model, role='model'):
-        module = find_submodule(model, self.source, role)
+        module = model if self.source == '' else find_submodule(model, self.source, role)
         if isinstance(module, (nn.ModuleList, nn.ModuleDict)):
             children = list(module.children())
             if not children:
@@ -132,59 +162,160 @@ class ModuleInputs(ModuleRecorder):
         return inputs
 
 
-@MODELS.register_module()
-class MethodOutputs(BaseRecorder):
-    """Records return values of a method given by import path, e.g.
-    ``'mmdet.models.dense_heads.RetinaHead.forward'``. Only calls on modules of the prepared model count, so
-    a student and a teacher of the same class keep separate records."""
+class CallRecorder(BaseRecorder):
+    """Shared machinery of method and function recorders: the callable named by ``source``
+    (``owner_form`` + ``.name``) is patched once per process (``call_recorders``) and offers every call to its
+    recorders; one that is recording keeps the calls that belong to its prepared model (``_belongs_to_model``),
+    their outputs or, with ``records_inputs``, their arguments."""
+
+    records_inputs = False
+    # Methods take the instance first: it tells the model, and is no recorded input.
+    takes_instance = False
 
     def prepare(self, model, role='model'):
-        module_path, _, method_path = self.source.rpartition('.')
-        owner_path, _, cls_name = module_path.rpartition('.')
+        owner_path, _, name = self.source.rpartition('.')
         try:
-            owner = getattr(importlib.import_module(owner_path), cls_name)
+            owner = import_path(owner_path)
         except (ImportError, AttributeError, ValueError):
-            raise ValueError(f'MethodOutputs source {self.source!r} is not "package.module.Class.method" '
-                             'of an importable class') from None
-        if not callable(getattr(owner, method_path, None)):
-            raise ValueError(f'{owner.__name__} has no method {method_path!r} (MethodOutputs source '
-                             f'{self.source!r})')
+            owner = None
+        if not self._is_owner(owner):
+            raise ValueError(f'{type(self).__name__} source {self.source!r} is not "{self.owner_form}.{self.kind}" '
+                             f'of an importable {self.owner_form.rpartition(".")[-1].lower()}')
+        self._check_callable(owner, name)
         self._owners = {id(m) for m in model.modules()}
-        method_recorders(owner, method_path).add(self)
+        self._argument_names = list(inspect.signature(getattr(owner, name)).parameters)[self.takes_instance:]
+        call_recorders(owner, name).add(self)
+
+    def on_call(self, args, kwargs, outputs):
+        if self._belongs_to_model(args):
+            if self.records_inputs:
+                passed = [kwargs[name] for name in self._argument_names if name in kwargs]
+                self.records.append([*args[self.takes_instance:], *passed])
+            else:
+                self.records.append(outputs)
 
 
-# (class, method name) -> the MethodOutputs recorders listening to it. Each method is patched once per
-# process; recorders that are garbage-collected drop out of their set.
-_METHOD_RECORDERS = {}
+def import_path(path):
+    """The module, or the attribute of a module, at the import path ``path``."""
+    try:
+        return importlib.import_module(path)
+    except ModuleNotFoundError as error:
+        module_path, _, name = path.rpartition('.')
+        if error.name != path or not module_path:
+            raise
+        return getattr(importlib.import_module(module_path), name)
 
 
-def method_recorders(owner, method_name):
-    """The recorders of ``owner.method_name``, patching the method on first use so that every call offers
-    its return value to them."""
-    key = (owner, method_name)
-    if key not in _METHOD_RECORDERS:
+class MethodRecorder(CallRecorder):
+    """Calls of a method given by import path, e.g. ``'mmdet.models.dense_heads.RetinaHead.forward'``, on
+    modules of the prepared model, so a student and a teacher of the same class keep separate records."""
+
+    takes_instance = True
+    owner_form, kind = 'package.module.Class', 'method'
+    _is_owner = staticmethod(inspect.isclass)
+
+    def _check_callable(self, owner, name):
+        where = f'({type(self).__name__} source {self.source!r})'
+        if not callable(getattr(owner, name, None)):
+            raise ValueError(f'{owner.__name__} has no method {name!r} {where}')
+        static = inspect.getattr_static(owner, name)
+        if isinstance(static, (staticmethod, classmethod)):
+            raise ValueError(f'{owner.__name__}.{name} is a {type(static).__name__}, but a method recorder '
+                             f'records methods called on instances {where}')
+
+    def _belongs_to_model(self, args):
+        return id(args[0]) in self._owners
+
+
+class FunctionRecorder(CallRecorder):
+    """Calls of a module-level function given by import path, made inside the prepared model (the module
+    docstring says how, and its limits)."""
+
+    owner_form, kind = 'package.module', 'function'
+    _is_owner = staticmethod(inspect.ismodule)
+
+    def _check_callable(self, owner, name):
+        if not inspect.isfunction(getattr(owner, name, None)):
+            raise ValueError(f'{owner.__name__} has no function {name!r} ({type(self).__name__} source '
+                             f'{self.source!r})')
+
+    def _belongs_to_model(self, args):
+        # Every module call runs nn.Module._call_impl(self, ...): a call made inside a forward of the model has
+        # a frame whose ``self`` is one of its modules.
+        frame = sys._getframe(1)
+        while frame is not None:
+            if id(frame.f_locals.get('self')) in self._owners:
+                return True
+            frame = frame.f_back
+        return False
+
+
+@MODELS.register_module()
+class MethodOutputs(MethodRecorder):
+    pass
+
+
+@MODELS.register_module()
+class MethodInputs(MethodRecorder):
+    records_inputs = True
+
+
+@MODELS.register_module()
+class FunctionOutputs(FunctionRecorder):
+    pass
+
+
+@MODELS.register_module()
+class FunctionInputs(FunctionRecorder):
+    records_inputs = True
+
+
+# (class or module, attribute name) -> the recorders listening to that method or function. Each is patched
+# once per process; recorders that are garbage-collected drop out of their set.
+_CALL_RECORDERS = {}
+
+
+def call_recorders(owner, name):
+    """The recorders of ``owner.name``, patching it on first use so that every call offers its arguments and
+    return value to those recording."""
+    key = (owner, name)
+    if key not in _CALL_RECORDERS:
         listeners = weakref.WeakSet()
-        original = getattr(owner, method_name)
+        original = getattr(owner, name)
 
         @functools.wraps(original)
-        def recorded(instance, *args, **kwargs):
-            outputs = original(instance, *args, **kwargs)
+        def recorded(*args, **kwargs):
+            outputs = original(*args, **kwargs)
             for recorder in listeners:
-                if recorder.recording and id(instance) in recorder._owners:
-                    recorder.records.append(outputs)
+                if recorder.recording:
+                    recorder.on_call(args, kwargs, outputs)
             return outputs
 
-        setattr(owner, method_name, recorded)
-        _METHOD_RECORDERS[key] = listeners
-    return _METHOD_RECORDERS[key]
+        setattr(owner, name, recorded)
+        _CALL_RECORDERS[key] = listeners
+    return _CALL_RECORDERS[key]
+
+
+@MODELS.register_module(name='Parameter')
+class ParameterRecorder(BaseRecorder):
+    """A parameter of the model by its name in ``model.named_parameters()``, e.g. ``'backbone.conv1.weight'``:
+    one record, the parameter itself (so losses on it reach its gradient), kept from ``prepare`` on."""
+
+    def prepare(self, model, role='model'):
+        self.records = [find_named(model, self.source, role, 'parameter')]
+
+    def reset(self):
+        """The record is the live parameter, current at every step: nothing to clear."""
 
 
 class RecorderManager:
     """Builds the recorders of one model and switches them on for the span of a ``with`` block."""
 
     def __init__(self, recorders_cfg=None):
-        self.recorders = {name: MODELS.build(cfg) if isinstance(cfg, dict) else cfg
-                          for name, cfg in (recorders_cfg or {}).items()}
+        # Under another default scope (a hook built by an mmdet runner) the types resolve in mmdistkd's.
+        with MODELS.switch_scope_and_registry('mmdistkd') as registry:
+            self.recorders = {name: registry.build(cfg) if isinstance(cfg, dict) else cfg
+                              for name, cfg in (recorders_cfg or {}).items()}
 
     def prepare_from_model(self, model, role):
         for recorder in self.recorders.values():
