@@ -2,8 +2,7 @@ import os.path as osp
 
 import pytest
 
-# Re-exported for test files being moved to mmdistkd.testing; to be removed.
-from mmdistkd.testing import DEMO_DATA, REPO, TinyImages, free_port, run_tool  # noqa: E402,F401
+from mmdistkd.testing import DEMO_DATA
 
 
 @pytest.fixture(autouse=True)
