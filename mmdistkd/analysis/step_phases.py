@@ -32,6 +32,9 @@ def load_benchmark_config(config, cfg_options=None, teacher_autocast=None, chann
     if not is_distill_config(cfg):
         raise ValueError(f'{config} is not a distillation config (model needs architecture and teacher)')
     cfg.model.teacher_ckpt = None
+    for part in ('architecture', 'teacher'):  # MMRazor's pretrained=True would download model-index weights
+        if isinstance(cfg.model.get(part), dict) and cfg.model[part].get('pretrained') is True:
+            cfg.model[part].pretrained = False
     cfg.model.teacher_autocast = teacher_autocast
     cfg.model.teacher_channels_last = channels_last
     return cfg
@@ -95,8 +98,8 @@ class Phases:
             if runs_after_student:
                 model.record_teacher(**self.data)
         records = {
-            side: {name: detach_records(recorder.records, requires_grad=side == 'student')
-                   for name, recorder in manager.recorders.items()}
+            side: {name: detach_records(records, requires_grad=side == 'student')
+                   for name, records in manager.records_by_name().items()}
             for side, manager in (('student', distiller.student_recorders), ('teacher', distiller.teacher_recorders))
         }
         distiller.student_recorders.reset()
@@ -136,8 +139,7 @@ class Phases:
     def distiller_step(self):
         distiller = self.model.distiller
         for side, manager in (('student', distiller.student_recorders), ('teacher', distiller.teacher_recorders)):
-            for name, recorder in manager.recorders.items():
-                recorder.records = list(self.records[side][name])
+            manager.replay(self.records[side])
         # The step's context (autocast under AmpOptimWrapper), as the losses see it in the full step.
         with self.distill_optim.optim_context(self.model):
             losses = distiller.compute_distill_losses(self.data['data_samples'])

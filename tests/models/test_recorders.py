@@ -239,3 +239,18 @@ def records_of(head, feats):
     with recorders, torch.no_grad():
         head(feats)
     return recorders.get_recorder('cls').get_record_data('all')
+
+
+def test_records_by_name_and_replay_round_trip():
+    """What a tool records once (records_by_name) it can hand back to the recorders later (replay)."""
+    manager = RecorderManager(dict(first=dict(type='ModuleOutputs', source='0'),
+                                   second=dict(type='ModuleOutputs', source='1')))
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+    manager.prepare_from_model(model, role='student')
+    with manager:
+        model(torch.ones(1, 2))
+    recorded = {name: list(records) for name, records in manager.records_by_name().items()}
+    assert [len(records) for records in recorded.values()] == [1, 1]
+    manager.reset()
+    manager.replay(recorded)
+    assert manager.get_recorder('second').get_record_data() is recorded['second'][0]

@@ -324,6 +324,16 @@ class RecorderManager:
     def get_recorder(self, name):
         return self.recorders[name]
 
+    def records_by_name(self):
+        """``{recorder name: its records}`` of this step (the lists themselves)."""
+        return {name: recorder.records for name, recorder in self.recorders.items()}
+
+    def replay(self, records_by_name):
+        """Gives each recorder the records of ``records_by_name`` as if it had recorded them: for tools that run the
+        distillation losses alone on features recorded once (``tools/analysis/benchmark.py``)."""
+        for name, records in records_by_name.items():
+            self.recorders[name].records = list(records)
+
     def reset(self):
         for recorder in self.recorders.values():
             recorder.reset()

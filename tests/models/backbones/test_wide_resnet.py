@@ -41,7 +41,7 @@ def mmrazor_wrn_keys(depth, widen_factor):
 
 @pytest.mark.parametrize('depth, widen_factor', [(16, 2), (28, 4)])
 def test_state_dict_keys_and_shapes_are_mmrazors(depth, widen_factor):
-    backbone = MODELS.build(dict(type='WideResNet', depth=depth, num_stages=3, widen_factor=widen_factor))
+    backbone = MODELS.build(dict(type='mmdistkd.WideResNet', depth=depth, num_stages=3, widen_factor=widen_factor))
     actual = {key: tuple(value.shape) for key, value in backbone.state_dict().items()}
     expected = mmrazor_wrn_keys(depth, widen_factor)
     assert list(actual) == list(expected)
