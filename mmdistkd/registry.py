@@ -24,3 +24,10 @@ TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmdistkd',
 # How the teacher runs in a training step (``teacher_forward``): mmdistkd's own kind, so it has no mmengine parent.
 TEACHER_FORWARDS = Registry('teacher forward', scope='mmdistkd',
                             locations=['mmdistkd.models.algorithms.teacher_forward'])
+
+
+def build_in_mmdistkd_scope(cfg):
+    """``cfg`` built with its unprefixed types resolved in mmdistkd's model registry, whatever the default scope
+    (a config inheriting ``default_scope='mmdet'``, a distiller or recorder built under an mmpretrain runner)."""
+    with MODELS.switch_scope_and_registry('mmdistkd') as registry:
+        return registry.build(cfg)

@@ -93,7 +93,7 @@ def test_typed_preprocessor_replaces_the_students_own_and_says_so_when_it_normal
     """MMRazor's CRD / Factor Transfer CIFAR configs: the student's own config normalises with CIFAR statistics, the
     algorithm with ImageNet's. The algorithm's wins (MMRazor); the teacher still gets its own normalisation."""
     cifar = dict(mean=CIFAR_MEAN, std=CIFAR_STD, to_rgb=False)
-    with mock.patch('mmdistkd.models.algorithms.single_teacher_distill.print_log') as log:
+    with mock.patch('mmdistkd.models.algorithms.builders.print_log') as log:
         model = build(student=classifier(**cifar), teacher=classifier(depth=34, **cifar),
                       data_preprocessor=MMRAZOR_PREPROCESSOR)
     message = ' '.join(str(call.args[0]) for call in log.call_args_list)
@@ -145,7 +145,7 @@ def loads():
     calls = []
     with mock.patch('mmdistkd.models.algorithms.frozen_teacher.load_weights',
                     side_effect=lambda module, ckpt, *args: calls.append(('teacher', ckpt))), \
-            mock.patch('mmdistkd.models.algorithms.single_teacher_distill.load_weights',
+            mock.patch('mmdistkd.models.algorithms.builders.load_weights',
                        side_effect=lambda module, ckpt, *args: calls.append(('student', ckpt))):
         yield calls
 
@@ -162,7 +162,7 @@ def test_pretrained_teacher_loads_the_model_indexs_weights(loads):
 def test_teacher_ckpt_wins_over_pretrained_and_says_so(loads, tmp_path):
     ckpt = str(tmp_path / 'teacher.pth')
     open(ckpt, 'wb').close()
-    with mock.patch('mmdistkd.models.algorithms.single_teacher_distill.print_log') as log:
+    with mock.patch('mmdistkd.models.algorithms.builders.print_log') as log:
         build(student=classifier(num_classes=10), teacher=dict(cfg_path=CIFAR10_RESNET18, pretrained=True),
               teacher_ckpt=ckpt)
     assert loads == [('teacher', ckpt)]

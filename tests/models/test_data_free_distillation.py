@@ -240,7 +240,8 @@ def test_generator_images_match_a_float64_computation_written_out(generator_type
 
 def test_dafl_images_come_out_normalised_per_channel_over_the_batch():
     torch.manual_seed(0)
-    generator = MODELS.build(dict(type='DAFLGenerator', img_size=16, latent_dim=LATENT, hidden_channels=8)).double()
+    generator = MODELS.build(dict(type='mmdistkd.DAFLGenerator', img_size=16, latent_dim=LATENT,
+                                  hidden_channels=8)).double()
     before_norm = {}
     generator.conv_blocks2[-2].register_forward_hook(lambda module, inputs, output: before_norm.update(tanh=output))
     images = generator(batch_size=6)
@@ -254,7 +255,7 @@ def test_dafl_images_come_out_normalised_per_channel_over_the_batch():
 
 
 def test_generator_draws_its_codes_from_the_global_random_state_in_its_dtype():
-    generator = MODELS.build(dict(type='ZSKTGenerator', img_size=SIZE, latent_dim=LATENT, hidden_channels=8))
+    generator = MODELS.build(dict(type='mmdistkd.ZSKTGenerator', img_size=SIZE, latent_dim=LATENT, hidden_channels=8))
     generator.double()
     torch.manual_seed(3)
     drawn = generator(batch_size=4)
@@ -266,8 +267,8 @@ def test_generator_draws_its_codes_from_the_global_random_state_in_its_dtype():
 
 def test_generator_errors_name_the_sizes():
     with pytest.raises(ValueError, match=r'img_size=10 is not a multiple of scale_factor\*\*2=4'):
-        MODELS.build(dict(type='DAFLGenerator', img_size=10, latent_dim=LATENT, hidden_channels=8))
-    generator = MODELS.build(dict(type='DAFLGenerator', img_size=SIZE, latent_dim=LATENT, hidden_channels=8))
+        MODELS.build(dict(type='mmdistkd.DAFLGenerator', img_size=10, latent_dim=LATENT, hidden_channels=8))
+    generator = MODELS.build(dict(type='mmdistkd.DAFLGenerator', img_size=SIZE, latent_dim=LATENT, hidden_channels=8))
     with pytest.raises(ValueError, match=r'latent codes of shape \(4, 5\); give \(N, latent_dim\) = \(N, 6\)'):
         generator(torch.zeros(4, 5))
     with pytest.raises(ValueError, match='batch_size=0'):

@@ -95,7 +95,7 @@ def test_mmpretrains_head_averages_both_and_warns_in_training():
 def test_parameter_names_and_shapes_are_mmpretrains(hidden_dim):
     """Checkpoints interchange both ways, with or without the hidden layer."""
     kwargs = dict(num_classes=NUM_CLASSES, in_channels=EMBED_DIMS, hidden_dim=hidden_dim)
-    ours = MODELS.build(dict(type='DeiTClsHead', **kwargs))
+    ours = MODELS.build(dict(type='mmdistkd.DeiTClsHead', **kwargs))
     theirs = MMPretrainDeiTClsHead(**kwargs)
     assert isinstance(ours, MMPretrainDeiTClsHead) and type(ours) is not MMPretrainDeiTClsHead
     assert ({key: value.shape for key, value in ours.state_dict().items()} ==

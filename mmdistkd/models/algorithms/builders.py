@@ -8,17 +8,8 @@ from mmengine.logging import print_log
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import MODELS as ROOT_MODELS
 
-from mmdistkd.registry import MODELS
-
 from .frozen_teacher import describe_normalisation, load_weights, read_normalisation, same_statistics
 from .submodel import build_resolved, pretrained_weights, resolve_submodel
-
-
-def build_distiller(cfg):
-    """The distiller of ``cfg``, its types resolved in mmdistkd's scope under any default scope (e.g. an
-    inherited ``'mmdet'``)."""
-    with MODELS.switch_scope_and_registry('mmdistkd') as registry:
-        return registry.build(cfg)
 
 
 def is_step_preprocessor(data_preprocessor):

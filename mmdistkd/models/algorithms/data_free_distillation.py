@@ -32,10 +32,10 @@ from mmengine.model import BaseModel, is_model_wrapper, revert_sync_batchnorm
 from mmengine.optim import OptimWrapperDict
 from torch import nn
 
-from mmdistkd.registry import MODELS
+from mmdistkd.registry import MODELS, build_in_mmdistkd_scope
 from mmdistkd.utils.student import accept_plain_student_checkpoint
 
-from .builders import build_distiller, build_student, choose_teacher_weights
+from .builders import build_student, choose_teacher_weights
 from .frozen_teacher import FollowedByFrozenTeachers, FrozenTeacher
 from .submodel import build_submodel
 
@@ -104,9 +104,9 @@ class DataFreeDistillation(FollowedByFrozenTeachers, BaseModel):
             for name, model in teacher_models.items()}
         self.student_iter = student_iter
         self.student_train_first = student_train_first
-        self.generator = build_distiller(generator)  # built, as the distillers, in mmdistkd's scope
-        self.distiller = build_distiller(distiller)
-        self.generator_distiller = build_distiller(generator_distiller)
+        self.generator = build_in_mmdistkd_scope(generator)  # built, as the distillers, in mmdistkd's scope
+        self.distiller = build_in_mmdistkd_scope(distiller)
+        self.generator_distiller = build_in_mmdistkd_scope(generator_distiller)
         if not self.distiller.student_recorders.recorders:
             raise ValueError('distiller has no student_recorders: its losses train the student, so they need the '
                              "student's outputs (e.g. student_recorders=dict(fc=dict(type='ModuleOutputs', "

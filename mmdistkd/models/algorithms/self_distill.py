@@ -9,10 +9,10 @@ its connectors): its checkpoints, ``tools/extract_student.py`` and ``StudentExpo
 """
 from mmengine.model import BaseModel
 
-from mmdistkd.registry import MODELS
+from mmdistkd.registry import MODELS, build_in_mmdistkd_scope
 from mmdistkd.utils.student import accept_plain_student_checkpoint
 
-from .builders import build_distiller, build_student
+from .builders import build_student
 from .single_teacher_distill import weighted_student_losses
 
 
@@ -38,7 +38,7 @@ class SelfDistill(BaseModel):
         if not student_trainable:
             student.requires_grad_(False)
         self.calculate_student_loss = calculate_student_loss
-        self.distiller = build_distiller(distiller)
+        self.distiller = build_in_mmdistkd_scope(distiller)
         self.distiller.prepare_from_student(student)
         self.distiller.prepare_from_teacher(student)
         self.distiller.check_num_classes(student, student)

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 import torch
 from mmengine.model import BaseModel, revert_sync_batchnorm
 
-from mmdistkd.registry import MODELS
+from mmdistkd.registry import MODELS, build_in_mmdistkd_scope
 from mmdistkd.utils.student import accept_plain_student_checkpoint
 from mmdistkd.utils.tasks import TASK_OF_PACKAGE, package_of
 
-from .builders import build_distiller, build_student, choose_teacher_weights
+from .builders import build_student, choose_teacher_weights
 from .frozen_teacher import FollowedByFrozenTeachers, FrozenTeacher
 from .inherit import inherit_teacher_modules
 from .submodel import build_submodel
@@ -120,7 +120,7 @@ class SingleTeacherDistill(FollowedByFrozenTeachers, BaseModel):
         self.teacher_forward = forward_strategy
         forward_strategy.prepare(student, teacher_model)
 
-        self.distiller = build_distiller(distiller)
+        self.distiller = build_in_mmdistkd_scope(distiller)
         self.distiller.prepare_from_student(self.student)
         self.distiller.prepare_from_teacher(self.teacher)
         self.distiller.check_num_classes(self.student, self.teacher)

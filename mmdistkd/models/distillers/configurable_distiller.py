@@ -37,7 +37,7 @@ from torch import nn
 from mmdistkd.models.losses.base import DistillLoss, check_loss_contract
 from mmdistkd.models.recorders import RecorderManager
 from mmdistkd.models.recorders.recorders import ModuleRecorder
-from mmdistkd.registry import MODELS
+from mmdistkd.registry import MODELS, build_in_mmdistkd_scope
 
 MAPPING_KEYS = {'from_student', 'recorder', 'record_idx', 'data_idx', 'connector', 'connector_idx'}
 
@@ -55,7 +55,7 @@ def forward_parameters(module):
 def build_loss(loss_name, cfg):
     """The loss of ``distill_losses[loss_name]``: a ``DistillLoss`` whose attributes match its ``forward``
     (checked again here: an instance may override them), or a plain ``nn.Module``."""
-    loss = MODELS.build(cfg)
+    loss = build_in_mmdistkd_scope(cfg)
     if isinstance(loss, DistillLoss):
         check_loss_contract(loss)
     elif not isinstance(loss, nn.Module):
@@ -67,7 +67,7 @@ def build_loss(loss_name, cfg):
 
 def build_connector(cfg):
     """A connector, with its ``init_cfg`` (if any) applied now: the Runner's ``init_weights`` does not reach it."""
-    connector = MODELS.build(cfg)
+    connector = build_in_mmdistkd_scope(cfg)
     if getattr(connector, 'init_cfg', None):
         connector.init_weights()
     return connector

@@ -81,7 +81,7 @@ from mmengine.dist import get_dist_info
 from mmengine.logging import MessageHub, print_log
 from torch import nn
 
-from mmdistkd.registry import MODELS
+from mmdistkd.registry import MODELS, build_in_mmdistkd_scope
 
 from .base import DistillLoss
 from .cka import token_linear_cka
@@ -214,9 +214,8 @@ class DPKLoss(DistillLoss):
                 raise ValueError(f'feature_loss must be one of {sorted(cls._ERRORS)} or a loss config dict, '
                                  f'got {feature_loss!r}')
             return cls._ERRORS[feature_loss]
-        # In mmdistkd's scope whatever default scope the caller left (a 'mmdet.' prefix still reaches mmdet).
-        with MODELS.switch_scope_and_registry('mmdistkd') as registry:
-            return registry.build(feature_loss)
+        # A 'mmdet.' prefix still reaches mmdet.
+        return build_in_mmdistkd_scope(feature_loss)
 
     @staticmethod
     def _init_weights(module):

@@ -5,7 +5,7 @@ import torch.distributed as dist
 from torch import nn
 
 import mmdistkd.models  # noqa: F401  (registers the connectors)
-from mmdistkd.registry import MODELS
+from mmdistkd.registry import build_in_mmdistkd_scope
 from mmdistkd.testing import free_port
 
 # name: (config, input shape); small versions of MMRazor's configurations.
@@ -37,7 +37,7 @@ class AllConnectors(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.connectors = nn.ModuleDict({name: MODELS.build(cfg) for name, (cfg, _) in CONNECTORS.items()})
+        self.connectors = nn.ModuleDict({name: build_in_mmdistkd_scope(cfg) for name, (cfg, _) in CONNECTORS.items()})
         self.connectors['ofd'].init_margin(torch.zeros(4))
 
     def forward(self, features):
@@ -68,6 +68,6 @@ def test_every_trainable_parameter_gets_a_gradient_in_ddp_without_find_unused_pa
 
 def test_forward_train_is_mmrazors_name_for_the_forward():
     torch.manual_seed(1)
-    connector = MODELS.build(CONNECTORS['conv_module'][0]).eval()
+    connector = build_in_mmdistkd_scope(CONNECTORS['conv_module'][0]).eval()
     feature = torch.randn(2, 4, 4, 4)
     torch.testing.assert_close(connector.forward_train(feature), connector(feature))
