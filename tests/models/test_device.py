@@ -8,22 +8,27 @@ Two checks, each of which fails on a tensor created on the CPU inside mmdistkd:
   meta"). Covers: ``KLDivergence`` (softmax, sigmoid, levels, every reduction), ``DISTLoss`` (softmax, dense,
   both sigmoid modes, levels, ``resize_teacher``; without ignored pixels), ``FGDLoss`` (boxes, an image without
   boxes, an align conv), ``TopScoreDifferenceLoss``, ``TolerantLoss`` around mmpretrain's, mmseg's and mmdet's
-  cross-entropy and mmdet's focal and quality focal losses, the CKA helpers, ``pearson_relations``, every
-  recorder (``ModuleOutputs``, ``ModuleInputs``, ``MethodOutputs``, ``QuerySegLogScores``), the ``'tensor'``
-  and ``'seg_decode_aux'`` strategies, and a whole KD and DIST training step of mmpretrain classifiers (loss,
+  cross-entropy and mmdet's focal and quality focal losses, MMRazor's losses (``ABLoss``, ``ATLoss``, both RKD
+  losses, ``ChannelWiseDivergence``, ``CrossEntropyLoss``, ``DKDLoss`` and ``WSLD`` with class scores,
+  ``FBKDLoss``, ``FTLoss``, ``KDSoftCELoss``, ``L1Loss``, ``L2Loss``, ``MGDLoss``, ``OFDLoss``, ``PKDLoss`` and
+  DAFL's three), the CKA helpers, ``pearson_relations``, every recorder (module, method and function outputs
+  and inputs, ``Parameter``, ``QuerySegLogScores``), the ``'tensor'``, ``'extract_feat'`` and
+  ``'seg_decode_aux'`` strategies, and a whole KD and DIST training step of mmpretrain classifiers (loss,
   backward, optimizer step).
 - ``creations`` (``CpuTensorCreations``): on the CPU, every call of a tensor factory (``torch.zeros``,
   ``ones``, ``arange``, ``full``, ``empty``, ``tensor``, ``as_tensor``, ``rand*``, ...) without ``device=``
   whose caller is a file under ``mmdistkd/`` is recorded, and the test asserts there is none. It also catches
   0-dim CPU tensors, which meta lets through as scalars. It runs every case above again, plus what meta cannot
   run because it needs values: ``DPKLoss`` (its prior ratio is a Python float, its token counts are read from
-  the mask), ``DISTLoss`` excluding ignored pixels (boolean indexing), the ``'roi_on_student_rois'`` strategy
+  the mask), ``DISTLoss`` excluding ignored pixels (boolean indexing), ``CRDLoss`` and ``DKDLoss`` / ``WSLD``
+  with class indices (they check the indices' range on the host), the ``'roi_on_student_rois'`` strategy
   and a two-stage detector's step (mmcv's RoIAlign has no meta kernel), and the demo DIST segmentation,
   DPK + FGD RetinaNet and DPK classification steps (mmseg's and mmdet's losses read values: assigners, ignore
-  masks).
+  masks). A loss is built outside this check: buffers made in ``__init__`` move with the module.
 
 ``test_a_cpu_tensor_created_in_a_loss_fails_both_checks`` shows each check failing on a loss that creates
-``torch.ones(classes)``. A registered loss or recorder without a case here fails ``test_every_registered_*``.
+``torch.ones(classes)``. A registered loss, recorder or teacher-forward strategy without a case here fails
+``test_every_registered_loss_and_recorder_has_a_case``.
 """
 import contextlib
 import os.path as osp
@@ -129,12 +134,18 @@ def randn(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
-def student_teacher(*shape):
-    return dict(preds_S=randn(*shape), preds_T=randn(*shape, seed=1))
+def student_teacher(*shape, teacher_shape=None, names=('preds_S', 'preds_T')):
+    """Random student and teacher inputs under the loss's argument ``names``."""
+    return {names[0]: randn(*shape), names[1]: randn(*(teacher_shape or shape), seed=1)}
 
 
 def dist_inputs(*shape, teacher_shape=None):
-    return dict(logits_S=randn(*shape), logits_T=randn(*(teacher_shape or shape), seed=1))
+    return student_teacher(*shape, teacher_shape=teacher_shape, names=('logits_S', 'logits_T'))
+
+
+def features(*shape, teacher_shape=None):
+    """``s_feature`` / ``t_feature``, the argument names of MMRazor's feature losses."""
+    return student_teacher(*shape, teacher_shape=teacher_shape, names=('s_feature', 't_feature'))
 
 
 def dist_levels():
@@ -182,6 +193,33 @@ def tolerant(base_loss, **kwargs):
     return dict(base_loss=base_loss, **kwargs)
 
 
+def with_labels(inputs, label_form, classes=6):
+    """``inputs`` of (4, ``classes``) logits with ``gt_labels`` as class indices or as mixup-like class scores."""
+    gt_labels = labels(4, high=classes) if label_form == 'indices' else randn(4, classes, seed=2).softmax(1)
+    return inputs | dict(gt_labels=gt_labels)
+
+
+def crd_inputs(contrasted):
+    """(3, 8) embeddings and data samples with tensor ``sample_idx`` (as ``PackCRDClsInputs`` packs them) and, if
+    ``contrasted``, ``contrast_sample_idxs`` (1 + neg_num = 6 bank indices)."""
+    from mmengine.structures import BaseDataElement
+    samples = [BaseDataElement(sample_idx=torch.tensor(i)) for i in (0, 5, 9)]
+    if contrasted:
+        for sample, row in zip(samples, labels(3, 6, high=12).tolist()):
+            sample.contrast_sample_idxs = torch.tensor([sample.sample_idx.item(), *row[1:]])
+    return dict(s_feats=randn(3, 8), t_feats=randn(3, 8, seed=1), data_samples=samples)
+
+
+def fbkd_inputs():
+    """The FBKD connectors' tuples for (2, 4, 3, 3) features, the spatial and channel masks positive."""
+    n, c, h, w = 2, 4, 3, 3
+    student = (randn(n, 1, h, w).abs(), randn(n, c, 1, 1).abs(), randn(n, c), randn(n, 1, h, w), randn(n, c, h, w),
+               randn(n, c, h, w))
+    teacher = (randn(n, 1, h, w, seed=1).abs(), randn(n, c, 1, 1, seed=1).abs(), randn(n, 1, h, w, seed=1),
+               randn(n, c, h, w, seed=1), randn(n, c, h, w, seed=2))
+    return dict(s_input=student, t_input=teacher)
+
+
 # (registered loss, constructor arguments, its inputs, whether meta can run it)
 LOSS_CASES = {
     'kd': ('KLDivergence', dict(tau=2.0), lambda: student_teacher(4, 10), True),
@@ -225,6 +263,39 @@ LOSS_CASES = {
     'tolerant_det_qfl': ('TolerantLoss', tolerant(dict(type='mmdet.QualityFocalLoss', use_sigmoid=True),
                                                   use_sigmoid=True),
                          lambda: head_inputs(6, 4, target=qfl_target()) | dict(avg_factor=2.0), False),
+    'ab': ('ABLoss', dict(), lambda: features(2, 4, 3, 3), True),
+    'at': ('ATLoss', dict(), lambda: features(2, 4, 3, 3, teacher_shape=(2, 6, 3, 3)), True),
+    'rkd_angle': ('AngleWiseRKD', dict(), lambda: student_teacher(4, 6, teacher_shape=(4, 3, 2, 2)), True),
+    'rkd_distance': ('DistanceWiseRKD', dict(), lambda: student_teacher(4, 6, teacher_shape=(4, 3, 2, 2)), True),
+    # Its index bounds check reads the indices on the host (one sync per step, by design).
+    'crd_drawn': ('CRDLoss', dict(neg_num=5, sample_n=12, dim_out=8), lambda: crd_inputs(False), False),
+    'crd_contrasted': ('CRDLoss', dict(neg_num=5, sample_n=12, dim_out=8), lambda: crd_inputs(True), False),
+    'cwd': ('ChannelWiseDivergence', dict(tau=2.0), lambda: student_teacher(2, 4, 3, 3), True),
+    'cross_entropy': ('CrossEntropyLoss', dict(), lambda: student_teacher(2, 5, 3, 3), True),
+    # Class indices: their range check reads them on the host (by design); class scores skip it.
+    'dkd_indices': ('DKDLoss', dict(beta=0.5), lambda: with_labels(student_teacher(4, 6), 'indices'), False),
+    'dkd_scores': ('DKDLoss', dict(reduction='none'), lambda: with_labels(student_teacher(4, 6), 'scores'), True),
+    'wsld_indices': ('WSLD', dict(tau=2.0, num_classes=6),
+                     lambda: with_labels(student_teacher(4, 6, names=('student', 'teacher')), 'indices'), False),
+    'wsld_scores': ('WSLD', dict(num_classes=6),
+                    lambda: with_labels(student_teacher(4, 6, names=('student', 'teacher')), 'scores'), True),
+    'fbkd': ('FBKDLoss', dict(), fbkd_inputs, True),
+    'ft': ('FTLoss', dict(), lambda: features(2, 4, 3, 3), True),
+    'kd_soft_ce_weighted': ('KDSoftCELoss', dict(tau=2.0),
+                            lambda: student_teacher(4, 6) | dict(weight=randn(4, seed=2).abs(), avg_factor=3.0), True),
+    'l1': ('L1Loss', dict(), lambda: features(2, 4, 3, 3), True),
+    'l2': ('L2Loss', dict(), lambda: features(2, 4, 3, 3), True),
+    'l2_dist_singletons': ('L2Loss', dict(normalize=False, dist=True),
+                           lambda: features(2, 4, teacher_shape=(2, 4, 1, 1)), True),
+    'mgd': ('MGDLoss', dict(), lambda: student_teacher(2, 4, 3, 3), True),
+    'ofd': ('OFDLoss', dict(), lambda: features(2, 4, 3, 3), True),
+    'pkd_resize_levels': ('PKDLoss', dict(),
+                          lambda: dict(preds_S=[randn(2, 4, 3, 3), randn(2, 4, 2, 2)],
+                                       preds_T=[randn(2, 4, 6, 6, seed=1), randn(2, 4, 2, 2, seed=1)]), True),
+    'onehot_like': ('OnehotLikeLoss', dict(), lambda: dict(preds_T=randn(4, 6)), True),
+    'information_entropy': ('InformationEntropyLoss', dict(), lambda: dict(preds_T=randn(4, 6)), True),
+    'activation_abs': ('ActivationLoss', dict(), lambda: dict(feat_T=randn(2, 4, 3, 3)), True),
+    'activation_norm': ('ActivationLoss', dict(norm_type='norm'), lambda: dict(feat_T=randn(2, 4, 3, 3)), True),
 }
 
 
@@ -232,14 +303,17 @@ def build_loss(name, kwargs):
     return MODELS.build(dict(type=name, **kwargs))
 
 
-def run_loss(case, device):
-    """Builds the case's loss on ``device`` and runs it forward and backward there; returns the output."""
+def run_loss(case, device, check=contextlib.nullcontext):
+    """Builds the case's loss on ``device`` and runs it forward and backward there, within ``check()``; returns
+    the output. Building is outside ``check``: buffers made on the CPU in ``__init__`` move with the module
+    (CRD's memory banks), and meta still fails on any that would not."""
     name, kwargs, make_inputs, _ = LOSS_CASES[case]
     torch.manual_seed(0)
     loss = build_loss(name, kwargs).to(device)
     inputs = {name: on(device, value) for name, value in make_inputs().items()}
-    output = loss(**inputs)
-    total(output).backward()
+    with check():
+        output = loss(**inputs)
+        total(output).backward()
     leaves = float_leaves(list(inputs.values())) + [p for p in loss.parameters() if p.requires_grad]
     assert any(leaf.grad is not None for leaf in leaves), case
     for leaf in leaves:
@@ -249,8 +323,9 @@ def run_loss(case, device):
 
 def test_every_registered_loss_and_recorder_has_a_case():
     registered = MODELS.module_dict
-    losses = {name for name, cls in registered.items() if issubclass(cls, Fp32Loss)}
-    recorders = {name for name, cls in registered.items() if issubclass(cls, BaseRecorder)}
+    classes = {name: cls for name, cls in registered.items() if isinstance(cls, type)}  # not factories (DeiTClsHead)
+    losses = {name for name, cls in classes.items() if issubclass(cls, Fp32Loss)}
+    recorders = {name for name, cls in classes.items() if issubclass(cls, BaseRecorder)}
     assert losses == {name for name, *_ in LOSS_CASES.values()}, 'give each registered loss a case in LOSS_CASES'
     assert recorders == set(RECORDER_CASES), 'give each registered recorder a case in RECORDER_CASES'
     assert set(TEACHER_FORWARDS.module_dict) == set(STRATEGY_CASES), 'give each teacher-forward strategy a case'
@@ -265,8 +340,7 @@ def test_loss_runs_forward_and_backward_on_meta(case):
 
 @pytest.mark.parametrize('case', list(LOSS_CASES))
 def test_loss_creates_no_tensor_without_a_device(case):
-    with no_cpu_tensor_creations():
-        output = run_loss(case, 'cpu')
+    output = run_loss(case, 'cpu', check=no_cpu_tensor_creations)
     assert torch.isfinite(total(output))
 
 
@@ -302,6 +376,11 @@ class Mask2FormerLikeHead(nn.Module):
         return [cls, cls * 2], [self.mask(feat), self.mask(feat) * 2]
 
 
+def scaled(feat, factor):
+    """A module-level function the model calls, for the function recorders."""
+    return feat * factor
+
+
 class RecordedModel(nn.Module):
     def __init__(self):
         super().__init__()
@@ -309,13 +388,17 @@ class RecordedModel(nn.Module):
         self.decode_head = Mask2FormerLikeHead()
 
     def forward(self, x):
-        return self.decode_head(self.conv(x))
+        return self.decode_head(scaled(self.conv(x), factor=2.0))
 
 
 RECORDER_CASES = {
     'ModuleOutputs': dict(source='conv'),
     'ModuleInputs': dict(source='decode_head'),
     'MethodOutputs': dict(source=f'{__name__}.Mask2FormerLikeHead.forward'),
+    'MethodInputs': dict(source=f'{__name__}.Mask2FormerLikeHead.forward'),
+    'FunctionOutputs': dict(source=f'{__name__}.scaled'),
+    'FunctionInputs': dict(source=f'{__name__}.scaled'),
+    'Parameter': dict(source='conv.weight'),
     'QuerySegLogScores': dict(source='decode_head'),
 }
 
@@ -353,6 +436,13 @@ def seg_strategy_models():
                  distiller=dist_distiller('decode_head.conv_seg', 'auxiliary_head.1.conv_seg')), 'decode_head'
 
 
+def extract_feat_strategy_models():
+    """FCN segmentors: the teacher runs its backbone only (mmseg's ``extract_feat``)."""
+    return build(student=tiny_segmentor(None), teacher=tiny_segmentor(None), scope='mmseg',
+                 teacher_forward='extract_feat',
+                 distiller=dist_distiller('backbone.layer4', 'backbone.layer4')), 'backbone'
+
+
 def roi_strategy_models():
     cls_logits = 'roi_head.bbox_head.fc_cls'
     return build(student=tiny_faster_rcnn(18), teacher=tiny_faster_rcnn(18), scope='mmdet',
@@ -364,6 +454,7 @@ def roi_strategy_models():
 STRATEGY_CASES = {
     'tensor': (tensor_strategy_models, True),
     'seg_decode_aux': (seg_strategy_models, True),
+    'extract_feat': (extract_feat_strategy_models, True),
     'roi_on_student_rois': (roi_strategy_models, False),
 }
 
@@ -470,5 +561,4 @@ def test_a_cpu_tensor_created_in_a_loss_fails_both_checks(monkeypatch):
         run_loss('kd', 'meta')
     with pytest.raises(AssertionError, match=r'tensors created without device= in mmdistkd: '
                        r'mmdistkd/models/losses/kd\.py:3: torch\.ones\n'):
-        with no_cpu_tensor_creations():
-            run_loss('kd', 'cpu')
+        run_loss('kd', 'cpu', check=no_cpu_tensor_creations)
