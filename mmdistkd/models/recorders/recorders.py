@@ -49,7 +49,7 @@ import weakref
 
 from torch import nn
 
-from mmdistkd.registry import MODELS
+from mmdistkd.registry import MODELS, build_in_mmdistkd_scope
 
 
 class BaseRecorder:
@@ -313,9 +313,8 @@ class RecorderManager:
 
     def __init__(self, recorders_cfg=None):
         # Under another default scope (a hook built by an mmdet runner) the types resolve in mmdistkd's.
-        with MODELS.switch_scope_and_registry('mmdistkd') as registry:
-            self.recorders = {name: registry.build(cfg) if isinstance(cfg, dict) else cfg
-                              for name, cfg in (recorders_cfg or {}).items()}
+        self.recorders = {name: build_in_mmdistkd_scope(cfg) if isinstance(cfg, dict) else cfg
+                          for name, cfg in (recorders_cfg or {}).items()}
 
     def prepare_from_model(self, model, role):
         for recorder in self.recorders.values():
