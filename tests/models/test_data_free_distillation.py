@@ -225,8 +225,8 @@ def test_generator_images_match_a_float64_computation_written_out(generator_type
     torch.manual_seed(0)
     scale_factor = options.get('scale_factor', 2)
     img_size, hidden = 4 * scale_factor**2, 6
-    generator = MODELS.build(dict(type=generator_type, img_size=img_size, latent_dim=LATENT, hidden_channels=hidden,
-                                  **options)).double()
+    generator = MODELS.build(dict(type=f'mmdistkd.{generator_type}', img_size=img_size, latent_dim=LATENT,
+                                  hidden_channels=hidden, **options)).double()
     with torch.no_grad():  # affine BN parameters away from 1 and 0, so that their use shows
         for param in generator.parameters():
             param.add_(torch.randn_like(param) * 0.3)

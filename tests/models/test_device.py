@@ -51,7 +51,7 @@ from mmdistkd.models.losses.cka import batch_unbiased_cka, token_linear_cka
 from mmdistkd.models.losses.relations import pearson_relations
 from mmdistkd.models.recorders import RecorderManager
 from mmdistkd.models.recorders.recorders import BaseRecorder
-from mmdistkd.registry import MODELS, TEACHER_FORWARDS
+from mmdistkd.registry import MODELS, TEACHER_FORWARDS, build_in_mmdistkd_scope
 from mmdistkd.testing import REPO
 
 from test_single_teacher_distill import batch, build, classifier, kd_distiller
@@ -300,7 +300,7 @@ LOSS_CASES = {
 
 
 def build_loss(name, kwargs):
-    return MODELS.build(dict(type=name, **kwargs))
+    return build_in_mmdistkd_scope(dict(type=name, **kwargs))
 
 
 def run_loss(case, device, check=contextlib.nullcontext):
