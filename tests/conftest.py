@@ -14,6 +14,17 @@ def fresh_message_hub(request):
     return MessageHub.get_instance(f'test-{request.node.nodeid}')
 
 
+@pytest.fixture(autouse=True)
+def restored_default_scope():
+    """mmengine's current default scope as before the test: a Runner or ``init_default_scope`` in one test would
+    otherwise decide in which registry the next test's unprefixed type names resolve."""
+    from mmengine.registry import DefaultScope
+    before = set(DefaultScope._instance_dict)
+    yield
+    for name in set(DefaultScope._instance_dict) - before:
+        del DefaultScope._instance_dict[name]
+
+
 @pytest.fixture(scope='session')
 def demo_data():
     """The bundled demo datasets under data/demo (generated once; deterministic)."""
