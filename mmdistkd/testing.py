@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import torch
+from mmengine.hooks import Hook
 
 # The repository root of a development install (``pip install -e .`` / ``setup.py develop``), where tools/ and
 # configs/ are.
@@ -51,3 +52,15 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(('127.0.0.1', 0))
         return str(probe.getsockname()[1])
+
+
+class MetricsLog(Hook):
+    """Keeps what the last hooks see after each validation epoch (``metrics``: one dict per epoch)."""
+
+    priority = 'LOWEST'
+
+    def __init__(self):
+        self.metrics = []
+
+    def after_val_epoch(self, runner, metrics=None):
+        self.metrics.append(dict(metrics))

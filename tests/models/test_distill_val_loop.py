@@ -5,14 +5,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.dataset import pseudo_collate
-from mmengine.hooks import Hook
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from mmengine.structures import BaseDataElement
 from mmpretrain.models import ImageClassifier
 
 from mmdistkd.models.algorithms import SingleTeacherDistill
-from mmdistkd.testing import TinyImages
+from mmdistkd.testing import MetricsLog, TinyImages
 
 from test_single_teacher_distill import NUM_CLASSES, classifier, kd_distiller
 
@@ -28,18 +27,6 @@ class ClassifierReportingValLoss(ImageClassifier):
         scores = torch.stack([sample.pred_score for sample in predictions])
         labels = torch.cat([sample.gt_label for sample in predictions])
         return predictions + [BaseDataElement(loss=dict(loss_val=F.nll_loss(scores.log(), labels)))]
-
-
-class MetricsLog(Hook):
-    """Keeps what the last hooks see after each validation epoch."""
-
-    priority = 'LOWEST'
-
-    def __init__(self):
-        self.metrics = []
-
-    def after_val_epoch(self, runner, metrics=None):
-        self.metrics.append(dict(metrics))
 
 
 def reference_accuracy(model, loader):

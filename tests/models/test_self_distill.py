@@ -7,7 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.dataset import pseudo_collate
-from mmengine.hooks import Hook
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from mmpretrain.registry import MODELS as CLS_MODELS
@@ -15,7 +14,7 @@ from mmpretrain.structures import DataSample
 from torch import nn
 
 from mmdistkd.registry import MODELS
-from mmdistkd.testing import TinyImages
+from mmdistkd.testing import MetricsLog, TinyImages
 from mmdistkd.utils.student import student_checkpoint
 
 NUM_CLASSES, WIDTH = 4, 8  # ResNet-18 stages of 8, 16, 32, 64 channels
@@ -122,16 +121,6 @@ def test_frozen_student_trains_only_the_distillers_modules():
     assert not any(name.startswith('student.') for name in losses)
     reached = gradients(model, sum(losses.values()))
     assert reached and all(name.startswith('distiller.connectors.') for name in reached)
-
-
-class MetricsLog(Hook):
-    priority = 'LOWEST'
-
-    def __init__(self):
-        self.metrics = []
-
-    def after_val_epoch(self, runner, metrics=None):
-        self.metrics.append(dict(metrics))
 
 
 def runner_for(work_dir, max_iters, **kwargs):

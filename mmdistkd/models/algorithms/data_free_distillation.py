@@ -113,9 +113,7 @@ class DataFreeDistillation(FollowedByFrozenTeachers, BaseModel):
                              "source='head.fc')))")
         teachers_tree = self.teachers
         for each in (self.distiller, self.generator_distiller):
-            each.prepare_from_student(student)
-            each.prepare_from_teacher(teachers_tree)
-            each.check_num_classes(student, teachers_tree)
+            each.prepare(student, teachers_tree)
         self._register_load_state_dict_pre_hook(accept_plain_student_checkpoint)
         self.train()
 

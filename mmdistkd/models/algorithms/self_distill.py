@@ -39,9 +39,7 @@ class SelfDistill(BaseModel):
             student.requires_grad_(False)
         self.calculate_student_loss = calculate_student_loss
         self.distiller = build_in_mmdistkd_scope(distiller)
-        self.distiller.prepare_from_student(student)
-        self.distiller.prepare_from_teacher(student)
-        self.distiller.check_num_classes(student, student)
+        self.distiller.prepare(student, student)  # the student is its own teacher
         self._register_load_state_dict_pre_hook(accept_plain_student_checkpoint)
 
     @property

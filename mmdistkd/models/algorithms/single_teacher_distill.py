@@ -121,9 +121,7 @@ class SingleTeacherDistill(FollowedByFrozenTeachers, BaseModel):
         forward_strategy.prepare(student, teacher_model)
 
         self.distiller = build_in_mmdistkd_scope(distiller)
-        self.distiller.prepare_from_student(self.student)
-        self.distiller.prepare_from_teacher(self.teacher)
-        self.distiller.check_num_classes(self.student, self.teacher)
+        self.distiller.prepare(self.student, self.teacher)
         self._register_load_state_dict_pre_hook(accept_plain_student_checkpoint)
         self.train()
 

@@ -182,6 +182,12 @@ class ConfigurableDistiller(BaseModule):
             raise ValueError(f'{where} names the connector {connector!r}, but the connectors are: '
                              f'{", ".join(self.connectors) or "none"}')
 
+    def prepare(self, student, teacher):
+        """Attaches the recorders to the student and the teacher and checks the class counts the losses compare."""
+        self.prepare_from_student(student)
+        self.prepare_from_teacher(teacher)
+        self.check_num_classes(student, teacher)
+
     def prepare_from_student(self, student):
         self.student_recorders.prepare_from_model(student, role='student')
 
