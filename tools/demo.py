@@ -1,24 +1,28 @@
 """The demo behind ``make demo`` (TASK=det|seg|cls, det by default), on the bundled data:
 
 1. train a tolerant teacher once;
-2. for each seed, train the student alone (the baseline), the student distilled with DIST and with DPK, all
+2. for each seed (4 by default), train the student alone (the baseline), the student distilled with DIST and
+   with DPK (in detection also the student that only inherits the teacher's modules, as the DPK row does), all
    at the same budget, and evaluate each on the val split;
-3. print one table (val metric per run: mean and spread over seeds, and each distilled student's gain over
-   the baseline), write it to ``results.md``, and write plots (val metric per run, training loss per run,
-   DPK's prior ratio per stage) as PNGs into the work dir.
+3. print the results (per run: mean, standard deviation and min-max over seeds; each run's value per seed;
+   each distilled student against the baseline seed by seed, with a paired t-test's verdict: gain beyond
+   noise, within noise or loss beyond noise), write them to ``results.md``, and write plots (val metric per run
+   and seed, training loss per run, DPK's prior ratio per stage) as PNGs into the work dir.
 
 Each stage runs ``tools/train.py`` (with mmengine's progress output); the student runs go side by side, one
 per core (``--jobs``), their output lines prefixed with the run's name. Finished runs are reused, so an
 interrupted demo continues where it stopped.
 """
 import argparse
+import math
 import os
 import os.path as osp
 import statistics
 
 from mmdistkd.analysis.demo_data import generate_demo_data
-from mmdistkd.analysis.plots import line_plot, plot_dpk_ratios, seed_scatter
+from mmdistkd.analysis.plots import line_plot, per_seed_plot, plot_dpk_ratios
 from mmdistkd.analysis.run_logs import load_dpk_ratios, scalar_records
+from mmdistkd.analysis.seed_comparison import SIGNIFICANCE, SeedStatistics, compare_paired
 from mmdistkd.analysis.stages import Stage, StageError, run_stages
 from mmdistkd.analysis.tables import markdown_table
 
@@ -27,8 +31,11 @@ TASKS = {
     'det': dict(metric='coco/bbox_mAP',
                 teacher='configs/demo/tolerant_retinanet_r34_demo_det_teacher.py',
                 runs=dict(baseline='configs/demo/retinanet_r18_demo_det_student.py',
+                          inherit='configs/demo/inherit_retinanet_r34_r18_demo_det.py',
                           dist='configs/demo/dist_retinanet_r34_r18_demo_det.py',
-                          dpk='configs/demo/dpk_retinanet_r34_r18_demo_det.py')),
+                          dpk='configs/demo/dpk_retinanet_r34_r18_demo_det.py'),
+                # the DPK row inherits modules from the teacher: does DPK add anything to inheriting them?
+                also_compare=[('dpk', 'inherit')]),
     'seg': dict(metric='mIoU',
                 teacher='configs/demo/tolerant_deeplabv3_r34_demo_seg_teacher.py',
                 runs=dict(baseline='configs/demo/deeplabv3_r18_demo_seg_student.py',
@@ -52,32 +59,53 @@ def decimals_for(results):
 
 
 def summary_table(metric, results, seeds):
-    """Markdown: per run, the metric's mean and spread (min–max) over seeds and the gain over the baseline."""
+    """Markdown: per run, the metric's mean, standard deviation and min–max over seeds, and the mean gain over the
+    baseline."""
     places = decimals_for(results)
     baseline = statistics.mean(results['baseline'])
     rows = []
     for name, values in results.items():
-        mean = statistics.mean(values)
-        gain = '—' if name in ('baseline', 'teacher') else f'{mean - baseline:+.{places}f}'
-        spread = f'{min(values):.{places}f} – {max(values):.{places}f}' if len(values) > 1 else '— (one run)'
-        rows.append([name, f'{mean:.{places}f}', spread, gain])
-    return markdown_table(['run', f'{metric} (mean over seeds {", ".join(map(str, seeds))})', 'min – max',
-                           'gain over baseline'], rows)
+        stats = SeedStatistics.of(values)
+        gain = '—' if name in ('baseline', 'teacher') else f'{stats.mean - baseline:+.{places}f}'
+        spread = (f'{stats.std:.{places}f}', f'{stats.min:.{places}f} – {stats.max:.{places}f}') \
+            if len(values) > 1 else ('—', '— (one run)')
+        rows.append([name, f'{stats.mean:.{places}f}', *spread, gain])
+    return markdown_table([
+        'run', f'{metric} (mean over seeds {", ".join(map(str, seeds))})', 'std', 'min – max', 'gain over baseline'
+    ], rows)
 
 
-def verdict(results):
+def per_seed_table(results, seeds):
+    """Markdown: each student run's metric per seed (same seed: same initial student and data order)."""
     places = decimals_for(results)
-    baseline_best = max(results['baseline'])
-    lines = []
-    for name in ('dist', 'dpk'):
-        mean_gain = statistics.mean(results[name]) - statistics.mean(results['baseline'])
-        if min(results[name]) > baseline_best:
-            lines.append(f'- {name}: every run beats every baseline run (mean gain {mean_gain:+.{places}f}).')
-        elif mean_gain > 0:
-            lines.append(f'- {name}: higher on average ({mean_gain:+.{places}f}) but within the seed spread.')
-        else:
-            lines.append(f'- {name}: does not beat the baseline here ({mean_gain:+.{places}f}).')
-    return '\n'.join(lines)
+    rows = [[name, *(f'{value:.{places}f}' for value in values)]
+            for name, values in results.items() if name != 'teacher']
+    return markdown_table(['run', *(f'seed {seed}' for seed in seeds)], rows)
+
+
+def comparison_table(comparisons, places):
+    """Markdown: per comparison, the gain on each seed, the mean gain, the paired test and its verdict."""
+    rows = []
+    for comparison in comparisons:
+        p_value = '—' if math.isnan(comparison.p_value) else f'{comparison.p_value:.3f}'
+        rows.append([f'{comparison.run} vs {comparison.reference}',
+                     ' / '.join(f'{difference:+.{places}f}' for difference in comparison.differences),
+                     f'{comparison.mean_gain:+.{places}f}',
+                     f'{comparison.seeds_higher} of {len(comparison.differences)}', p_value,
+                     f'**{comparison.verdict}**'])
+    return markdown_table(['comparison', 'gain per seed', 'mean gain', 'seeds higher', 'paired t-test p',
+                           'verdict'], rows)
+
+
+def report(task, results, seeds):
+    """The demo's results.md: the summary, the per-seed values and the paired comparisons."""
+    student_results = {name: values for name, values in results.items() if name != 'teacher'}
+    comparisons = [compare_paired(student_results, name, 'baseline') for name in student_results if name != 'baseline']
+    comparisons += [compare_paired(student_results, run, reference) for run, reference in task.get('also_compare', ())]
+    return (f'{summary_table(task["metric"], results, seeds)}\n\n'
+            f'Per seed (the teacher is trained once):\n\n{per_seed_table(results, seeds)}\n\n'
+            f'Paired over seeds (verdict: two-sided paired t-test at the {SIGNIFICANCE:.0%} level):\n\n'
+            f'{comparison_table(comparisons, decimals_for(results))}\n')
 
 
 def plot_losses(run_dirs, out_file):
@@ -90,7 +118,7 @@ def plot_losses(run_dirs, out_file):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--task', choices=sorted(TASKS), default='det')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3])
     parser.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', 'demo'))
     parser.add_argument('--jobs', type=int, default=len(os.sched_getaffinity(0)),
                         help='student runs trained side by side (default: one per core)')
@@ -111,7 +139,7 @@ def main():
                                       tuple(args.cfg_options))], cwd=REPO)
         stages = []
         seed_stages = {}  # run name -> the index of its stage per seed
-        # Longest runs first (DPK, DIST, then the baseline), so that the runs left alone at the end are short.
+        # Longest runs first (DPK, DIST, ..., the baseline), so that the runs left alone at the end are short.
         for name, config in reversed(task['runs'].items()):
             for seed in args.seeds:
                 options = [f'randomness.seed={seed}', *args.cfg_options]
@@ -129,15 +157,13 @@ def main():
     first_seed_dirs = {name: stages[seed_stages[name][0]].work_dir for name in task['runs']}
 
     announce(f'val {task["metric"]} on the demo {args.task} data')
-    student_results = {name: values for name, values in results.items() if name != 'teacher'}
-    table = summary_table(task['metric'], results, args.seeds)
-    report = f'{table}\n\n{verdict(student_results)}\n'
-    print(report)
+    text = report(task, results, args.seeds)
+    print(text)
     with open(osp.join(work_dir, 'results.md'), 'w') as file:
-        file.write(report)
+        file.write(text)
     plots = dict(metric=osp.join(work_dir, 'val_metric.png'), loss=osp.join(work_dir, 'train_loss.png'),
                  dpk=osp.join(work_dir, 'dpk_ratio.png'))
-    seed_scatter(results, plots['metric'], f'val {task["metric"]}')
+    per_seed_plot(results, args.seeds, plots['metric'], f'val {task["metric"]}')
     plot_losses(first_seed_dirs, plots['loss'])
     plot_dpk_ratios(load_dpk_ratios(first_seed_dirs['dpk']), plots['dpk'], title=f'DPK prior ratio ({args.task})')
     print(f'Table: {osp.join(work_dir, "results.md")}')

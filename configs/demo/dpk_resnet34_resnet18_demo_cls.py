@@ -28,7 +28,7 @@ model = dict(
             loss_dpk_layer4=dict(preds_S=dict(from_student=True, recorder='layer4'),
                                  preds_T=dict(from_student=False, recorder='layer4')))))
 
-max_iters = 800
+max_iters = _base_.max_iters  # the student's
 optim_wrapper = dict(_base_.dpk_modules_beside_student, _delete_=True,
                      architecture=_base_.optim_wrapper)
 param_scheduler = dict(

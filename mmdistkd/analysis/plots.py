@@ -40,14 +40,23 @@ def line_plot(series, out_file, xlabel, ylabel, title=None, legend_title=None, l
             axes.set_title(title)
 
 
-def seed_scatter(results, out_file, ylabel, figsize=(6, 4), dpi=120):
-    """``{run: [value per seed]}``: the values of each run in a column, their mean as a bar."""
+def per_seed_plot(results, seeds, out_file, ylabel, figsize=(7, 4), dpi=120):
+    """``{run: [value per seed]}`` with runs as columns: one line per seed through the runs (a run trained once,
+    the teacher, as a point) and each run's mean as a bar, so that a gain on every seed shows as lines that all
+    rise."""
+    names = list(results)
     with png_figure(out_file, figsize, dpi) as axes:
-        for index, (name, values) in enumerate(results.items()):
-            axes.scatter([index] * len(values), values, label=name)
-            axes.hlines(statistics.mean(values), index - 0.25, index + 0.25)
-        axes.set_xticks(range(len(results)), list(results))
+        for position, seed in enumerate(seeds):
+            columns = [index for index, name in enumerate(names) if len(results[name]) == len(seeds)]
+            axes.plot(columns, [results[names[index]][position] for index in columns], marker='o', alpha=0.7,
+                      label=f'seed {seed}')
+        for index, name in enumerate(names):
+            if len(results[name]) != len(seeds):
+                axes.scatter([index] * len(results[name]), results[name], color='black', marker='s')
+            axes.hlines(statistics.mean(results[name]), index - 0.25, index + 0.25, color='black')
+        axes.set_xticks(range(len(names)), names)
         axes.set_ylabel(ylabel)
+        axes.legend(fontsize='small')
 
 
 def plot_dpk_ratios(ratios, out_file, title=None):

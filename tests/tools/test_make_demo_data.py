@@ -67,3 +67,27 @@ def test_cls_loads_as_custom_dataset(demo_root, split):
     sample = dataset[0]
     assert sample['img'].shape == (32, 32, 3)
     assert 0 <= sample['gt_label'] < len(CLS_CLASSES)
+
+
+def test_cls_images_are_the_uci_scans_of_their_folder(demo_root):
+    """Each image is the scikit-learn scan its file names (by index) upsampled bilinearly to 32x32 (PIL's
+    bilinear resize as the reference, to rounding), in the folder of that scan's label; no scan is in both splits."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    indices = {}
+    for split in ('train', 'val'):
+        files = sorted((demo_root / 'cls' / split).glob('*/*.png'))
+        assert len(files) == len(CLS_CLASSES) * SMALL_SIZES['cls'][split]
+        indices[split] = {int(path.stem) for path in files}
+        for path in files:
+            index = int(path.stem)
+            assert path.parent.name == str(digits.target[index])
+            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            assert image.shape == (32, 32) and image.dtype == np.uint8
+            scan = Image.fromarray((digits.images[index] * 255 / 16).astype(np.float32), mode='F')
+            expected = np.asarray(scan.resize((32, 32), Image.BILINEAR))
+            assert np.abs(image - expected).max() <= 0.5 + 1e-4
+    assert not indices['train'] & indices['val']

@@ -20,7 +20,10 @@ CANDIDATE_SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
 
 
 def config_file(cfg_path):
-    """The file of a config given as ``pkg::rel/path.py`` (inside an installed package) or as a local path."""
+    """The file of a config given as ``pkg::rel/path.py`` (inside an installed package) or as a local path.
+
+    Through mmengine's config helpers rather than ``mmengine.hub.get_config``, which pip-installs a package that
+    is missing: a build must never download; an uninstalled package is an error here."""
     if '::' in cfg_path:
         package, rel_path = cfg_path.split('::', 1)
         if package not in MODULE2PACKAGE:
