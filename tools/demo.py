@@ -17,7 +17,7 @@ import argparse
 import math
 import os
 import os.path as osp
-import statistics
+import time
 
 from mmdistkd.analysis.demo_data import generate_demo_data
 from mmdistkd.analysis.plots import line_plot, per_seed_plot, plot_dpk_ratios
@@ -62,11 +62,12 @@ def summary_table(metric, results, seeds):
     """Markdown: per run, the metric's mean, standard deviation and min–max over seeds, and the mean gain over the
     baseline."""
     places = decimals_for(results)
-    baseline = statistics.mean(results['baseline'])
     rows = []
     for name, values in results.items():
         stats = SeedStatistics.of(values)
-        gain = '—' if name in ('baseline', 'teacher') else f'{stats.mean - baseline:+.{places}f}'
+        # the mean of the per-seed gains, as in the paired comparison (the same number, rounded the same way)
+        gain = '—' if name in ('baseline', 'teacher') else \
+            f'{compare_paired(results, name, "baseline").mean_gain:+.{places}f}'
         spread = (f'{stats.std:.{places}f}', f'{stats.min:.{places}f} – {stats.max:.{places}f}') \
             if len(values) > 1 else ('—', '— (one run)')
         rows.append([name, f'{stats.mean:.{places}f}', *spread, gain])
@@ -128,6 +129,7 @@ def main():
     task = TASKS[args.task]
     work_dir = osp.abspath(osp.join(args.work_dir, args.task))
 
+    started = time.perf_counter()
     announce('demo data (data/demo)')
     if not osp.isdir(osp.join(REPO, 'data', 'demo', args.task)):
         generate_demo_data(osp.join(REPO, 'data', 'demo'))
@@ -169,6 +171,8 @@ def main():
     print(f'Table: {osp.join(work_dir, "results.md")}')
     print('Plots: ' + ', '.join(plots.values()))
     print(f'Logs and checkpoints: {work_dir}')
+    minutes, seconds = divmod(round(time.perf_counter() - started), 60)
+    print(f'Demo time: {minutes}m{seconds:02d}s (stages done before are not retrained)')
 
 
 if __name__ == '__main__':

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 import mmdistkd  # noqa: F401  (registers the losses)
@@ -36,8 +37,9 @@ from mmdistkd.models.losses.kd import KLDivergence
 from mmdistkd.models.losses.tolerant import TolerantLoss
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-# The demo classification config's normalisation (configs/_base_/datasets/demo_cls.py).
-MEAN, STD = 127.5, 73.6
+# The demo classification config's normalisation (one grey level for the three channels).
+_PREPROCESSOR = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'datasets', 'demo_cls.py')).data_preprocessor
+MEAN, STD = _PREPROCESSOR.mean[0], _PREPROCESSOR.std[0]
 
 
 def load_split(data_root, split):
