@@ -45,9 +45,9 @@ def per_seed_plot(results, seeds, out_file, ylabel, figsize=(7, 4), dpi=120):
     the teacher, as a point) and each run's mean as a bar, so that a gain on every seed shows as lines that all
     rise."""
     names = list(results)
+    columns = [index for index, name in enumerate(names) if len(results[name]) == len(seeds)]
     with png_figure(out_file, figsize, dpi) as axes:
         for position, seed in enumerate(seeds):
-            columns = [index for index, name in enumerate(names) if len(results[name]) == len(seeds)]
             axes.plot(columns, [results[names[index]][position] for index in columns], marker='o', alpha=0.7,
                       label=f'seed {seed}')
         for index, name in enumerate(names):
