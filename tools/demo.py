@@ -58,16 +58,14 @@ def decimals_for(results):
     return 4 if max(value for values in results.values() for value in values) <= 1 else 2
 
 
-def summary_table(metric, results, seeds):
-    """Markdown: per run, the metric's mean, standard deviation and min–max over seeds, and the mean gain over the
-    baseline."""
+def summary_table(metric, results, seeds, gains):
+    """Markdown: per run, the metric's mean, standard deviation and min–max over seeds, and ``gains[run]``, its
+    mean gain over the baseline (from the paired comparison)."""
     places = decimals_for(results)
     rows = []
     for name, values in results.items():
         stats = SeedStatistics.of(values)
-        # the mean of the per-seed gains, as in the paired comparison (the same number, rounded the same way)
-        gain = '—' if name in ('baseline', 'teacher') else \
-            f'{compare_paired(results, name, "baseline").mean_gain:+.{places}f}'
+        gain = f'{gains[name]:+.{places}f}' if name in gains else '—'
         spread = (f'{stats.std:.{places}f}', f'{stats.min:.{places}f} – {stats.max:.{places}f}') \
             if len(values) > 1 else ('—', '— (one run)')
         rows.append([name, f'{stats.mean:.{places}f}', *spread, gain])
@@ -101,9 +99,12 @@ def comparison_table(comparisons, places):
 def report(task, results, seeds):
     """The demo's results.md: the summary, the per-seed values and the paired comparisons."""
     student_results = {name: values for name, values in results.items() if name != 'teacher'}
-    comparisons = [compare_paired(student_results, name, 'baseline') for name in student_results if name != 'baseline']
-    comparisons += [compare_paired(student_results, run, reference) for run, reference in task.get('also_compare', ())]
-    return (f'{summary_table(task["metric"], results, seeds)}\n\n'
+    against_baseline = [compare_paired(student_results, name, 'baseline')
+                        for name in student_results if name != 'baseline']
+    comparisons = against_baseline + [compare_paired(student_results, run, reference)
+                                      for run, reference in task.get('also_compare', ())]
+    gains = {comparison.run: comparison.mean_gain for comparison in against_baseline}
+    return (f'{summary_table(task["metric"], results, seeds, gains)}\n\n'
             f'Per seed (the teacher is trained once):\n\n{per_seed_table(results, seeds)}\n\n'
             f'Paired over seeds (verdict: two-sided paired t-test at the {SIGNIFICANCE:.0%} level):\n\n'
             f'{comparison_table(comparisons, decimals_for(results))}\n')
