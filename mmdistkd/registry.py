@@ -8,6 +8,7 @@ from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
@@ -16,6 +17,8 @@ HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmdistkd', locations=['mm
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope='mmdistkd', locations=['mmdistkd.engine'])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry('optimizer wrapper constructor', parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
                                       scope='mmdistkd', locations=['mmdistkd.engine'])
+PARAM_SCHEDULERS = Registry('parameter scheduler', parent=MMENGINE_PARAM_SCHEDULERS, scope='mmdistkd',
+                            locations=['mmdistkd.engine'])
 # Imported on first use (``type='mmdistkd.CRDDataset'``), not by ``import mmdistkd``: they import mmpretrain.
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmdistkd', locations=['mmdistkd.datasets'])
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmdistkd', locations=['mmdistkd.datasets'])

@@ -1,5 +1,7 @@
 """Helpers for tests of mmdistkd and of code built on it (as ``mmdet.testing``): a tiny classification dataset, a
-runner for the repository's tools, a free port for distributed runs. Not imported by ``import mmdistkd``."""
+runner for the repository's tools and a loader of their modules, a free port for distributed runs. Not imported by
+``import mmdistkd``."""
+import importlib.util
 import os
 import os.path as osp
 import socket
@@ -32,6 +34,16 @@ class TinyImages(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         return self.items[index]
+
+
+def load_tool(path):
+    """The module of a tool script (``path`` relative to the repository root, e.g. ``'tools/train.py'``), for
+    tests of its functions."""
+    name = osp.splitext(osp.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(f'tool_{name}', osp.join(REPO, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_tool(args, timeout=600, env=None):

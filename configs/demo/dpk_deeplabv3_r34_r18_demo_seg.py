@@ -7,7 +7,7 @@
 # `make demo TASK=seg` passes the teacher it trained as model.teacher_ckpt.
 _base_ = [
     './deeplabv3_r18_demo_seg_student.py', '../_base_/distill_runtime.py', '../_base_/dpk_light.py',
-    '../_base_/recipes/dpk_modules_adamw.py'
+    '../_base_/recipes/dpk_modules_adamw.py', '../_base_/recipes/dpk_resnet_stages.py'
 ]
 
 dpk_shared = dict(type='DPKLoss', patch_size=2, loss_weight=1.0, **_base_.dpk_light)
@@ -21,26 +21,14 @@ model = dict(
     teacher_ckpt='work_dirs/demo/seg/teacher/iter_500.pth',
     distiller=dict(
         type='ConfigurableDistiller',
-        student_recorders=dict(layer3=dict(type='ModuleOutputs', source='backbone.layer3'),
-                               layer4=dict(type='ModuleOutputs', source='backbone.layer4')),
-        teacher_recorders=dict(layer3=dict(type='ModuleOutputs', source='backbone.layer3'),
-                               layer4=dict(type='ModuleOutputs', source='backbone.layer4')),
+        student_recorders=_base_.resnet_stage_recorders,
+        teacher_recorders=_base_.resnet_stage_recorders,
         distill_losses=dict(
             loss_dpk_layer3=dict(student_channels=64, teacher_channels=128, stage='layer3', **dpk_shared),
             loss_dpk_layer4=dict(student_channels=128, teacher_channels=256, stage='layer4', **dpk_shared)),
-        loss_forward_mappings=dict(
-            loss_dpk_layer3=dict(preds_S=dict(from_student=True, recorder='layer3'),
-                                 preds_T=dict(from_student=False, recorder='layer3')),
-            loss_dpk_layer4=dict(preds_S=dict(from_student=True, recorder='layer4'),
-                                 preds_T=dict(from_student=False, recorder='layer4')))))
+        loss_forward_mappings=_base_.dpk_resnet_stage_mappings))
 
-max_iters = _base_.max_iters  # the student's
 optim_wrapper = dict(_base_.dpk_modules_beside_student, _delete_=True,
                      architecture=_base_.optim_wrapper)
-param_scheduler = dict(
-    _delete_=True,
-    architecture=_base_.param_scheduler,
-    distiller=[
-        dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=max_iters // 5),
-        dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=max_iters // 5, end=max_iters)
-    ])
+param_scheduler = dict(_delete_=True, architecture=_base_.param_scheduler,
+                       distiller=dict(_base_.dpk_modules_warmup_cosine, by_epoch=False, convert_to_iter_based=False))

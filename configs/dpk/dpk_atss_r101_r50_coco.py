@@ -34,11 +34,7 @@ model = dict(
         **{f'loss_dpk_{level}': dict(stage=level, feature_loss=fgd, **sizes, **_base_.dpk_fpn_shared)
            for level, sizes in _base_.dpk_fpn_levels_p4_p7.items()})))
 
-max_epochs = _base_.train_cfg.max_epochs
 optim_wrapper = dict(_base_.dpk_modules_beside_student, _delete_=True,
                      architecture=dict(_base_.optim_wrapper, clip_grad=dict(max_norm=35, norm_type=2)))
-param_scheduler = dict(
-    _delete_=True,
-    architecture=_base_.param_scheduler,
-    distiller=[dict(_base_.dpk_modules_warmup, end=max_epochs // 5),
-               dict(_base_.dpk_modules_cosine, begin=max_epochs // 5, end=max_epochs)])
+param_scheduler = dict(_delete_=True, architecture=_base_.param_scheduler,
+                       distiller=_base_.dpk_modules_warmup_cosine)

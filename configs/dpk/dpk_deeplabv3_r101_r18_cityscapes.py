@@ -11,7 +11,7 @@
 # configs' segmentation recipe: 8 GPUs x 2 images, 40k iterations, SGD lr 0.02, poly decay.
 _base_ = [
     'mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py', '../_base_/distill_runtime.py',
-    '../_base_/recipes/dpk_modules_adamw.py'
+    '../_base_/recipes/dpk_modules_adamw.py', '../_base_/recipes/dpk_resnet_stages.py'
 ]
 
 teacher_ckpt = 'https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3/deeplabv3_r101-d8_512x1024_80k_cityscapes/deeplabv3_r101-d8_512x1024_80k_cityscapes_20200606_113503-9e428899.pth'  # noqa: E501
@@ -26,20 +26,14 @@ model = dict(
     teacher_forward='tensor',
     distiller=dict(
         type='ConfigurableDistiller',
-        student_recorders=dict(layer3=dict(type='ModuleOutputs', source='backbone.layer3'),
-                               layer4=dict(type='ModuleOutputs', source='backbone.layer4')),
-        teacher_recorders=dict(layer3=dict(type='ModuleOutputs', source='backbone.layer3'),
-                               layer4=dict(type='ModuleOutputs', source='backbone.layer4')),
+        student_recorders=_base_.resnet_stage_recorders,
+        teacher_recorders=_base_.resnet_stage_recorders,
         distill_losses=dict(
             loss_dpk_layer3=dict(student_channels=256, teacher_channels=1024, embed_dims=512, encoder_depth=4,
                                  decoder_heads=16, stage='layer3', **dpk_shared),
             loss_dpk_layer4=dict(student_channels=512, teacher_channels=2048, embed_dims=640, encoder_depth=6,
                                  stage='layer4', **dpk_shared)),
-        loss_forward_mappings=dict(
-            loss_dpk_layer3=dict(preds_S=dict(from_student=True, recorder='layer3'),
-                                 preds_T=dict(from_student=False, recorder='layer3')),
-            loss_dpk_layer4=dict(preds_S=dict(from_student=True, recorder='layer4'),
-                                 preds_T=dict(from_student=False, recorder='layer4')))))
+        loss_forward_mappings=_base_.dpk_resnet_stage_mappings))
 
 train_dataloader = dict(batch_size=2)
 max_iters = 40000
@@ -50,7 +44,4 @@ optim_wrapper = dict(_base_.dpk_modules_beside_student, _delete_=True,
 param_scheduler = dict(
     _delete_=True,
     architecture=[dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)],
-    distiller=[
-        dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=max_iters // 5),
-        dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=max_iters // 5, end=max_iters)
-    ])
+    distiller=dict(_base_.dpk_modules_warmup_cosine, by_epoch=False, convert_to_iter_based=False))

@@ -17,7 +17,8 @@
 # torchvision's trained ResNet-18; this config trains the student from scratch on mmpretrain's schedule, 8 x 32.
 _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py', 'mmpretrain::_base_/schedules/imagenet_bs256.py',
-    'mmpretrain::_base_/default_runtime.py', '../_base_/distill_runtime.py', '../_base_/recipes/dpk_modules_adamw.py'
+    'mmpretrain::_base_/default_runtime.py', '../_base_/distill_runtime.py', '../_base_/recipes/dpk_modules_adamw.py',
+    '../_base_/recipes/dpk_resnet_stages.py'
 ]
 
 train_dataloader = dict(batch_size=32)  # 8 GPUs x 32, mmpretrain's ResNet-18 recipe
@@ -36,12 +37,8 @@ model = dict(
     student_loss_weight=0.8,
     distiller=dict(
         type='ConfigurableDistiller',
-        student_recorders=dict(logits=dict(type='ModuleOutputs', source='head.fc'),
-                               layer3=dict(type='ModuleOutputs', source='backbone.layer3'),
-                               layer4=dict(type='ModuleOutputs', source='backbone.layer4')),
-        teacher_recorders=dict(logits=dict(type='ModuleOutputs', source='head.fc'),
-                               layer3=dict(type='ModuleOutputs', source='backbone.layer3'),
-                               layer4=dict(type='ModuleOutputs', source='backbone.layer4')),
+        student_recorders=dict(logits=dict(type='ModuleOutputs', source='head.fc'), **_base_.resnet_stage_recorders),
+        teacher_recorders=dict(logits=dict(type='ModuleOutputs', source='head.fc'), **_base_.resnet_stage_recorders),
         distill_losses=dict(
             loss_kd=dict(type='KLDivergence', tau=1.0, loss_weight=0.8),
             loss_dpk_layer3=dict(student_channels=256, teacher_channels=256, embed_dims=256, decoder_dims=256,
@@ -51,10 +48,7 @@ model = dict(
         loss_forward_mappings=dict(
             loss_kd=dict(preds_S=dict(from_student=True, recorder='logits'),
                          preds_T=dict(from_student=False, recorder='logits')),
-            loss_dpk_layer3=dict(preds_S=dict(from_student=True, recorder='layer3'),
-                                 preds_T=dict(from_student=False, recorder='layer3')),
-            loss_dpk_layer4=dict(preds_S=dict(from_student=True, recorder='layer4'),
-                                 preds_T=dict(from_student=False, recorder='layer4')))))
+            **_base_.dpk_resnet_stage_mappings)))
 
 optim_wrapper = dict(_base_.dpk_modules_beside_student, _delete_=True,
                      architecture=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4)))

@@ -50,11 +50,7 @@ model = dict(
             for kind, level in (('fgd', 3), ('dpk', 4), ('dpk', 5))
         }))
 
-max_epochs = _base_.train_cfg.max_epochs
 optim_wrapper = dict(_base_.dpk_modules_beside_student, _delete_=True,
                      architecture=_base_.optim_wrapper)
-param_scheduler = dict(
-    _delete_=True,
-    architecture=_base_.param_scheduler,
-    distiller=[dict(_base_.dpk_modules_warmup, end=max_epochs // 5),
-               dict(_base_.dpk_modules_cosine, begin=max_epochs // 5, end=max_epochs)])
+param_scheduler = dict(_delete_=True, architecture=_base_.param_scheduler,
+                       distiller=_base_.dpk_modules_warmup_cosine)

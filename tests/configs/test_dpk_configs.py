@@ -121,11 +121,18 @@ def test_dpk_modules_have_the_authors_adamw_and_schedule(config):
     assert distiller.paramwise_cfg == dict(norm_decay_mult=0.0, bias_decay_mult=0.0)
     # The student keeps its own optimizer: SGD, or RTMDet's AdamW.
     assert cfg.optim_wrapper.architecture.optimizer.type == ('AdamW' if 'rtmdet' in config_id(config) else 'SGD')
-    warmup, cosine = cfg.param_scheduler.distiller
-    assert (warmup.type, warmup.start_factor, warmup.begin) == ('LinearLR', 0.01, 0)
-    assert (cosine.type, cosine.eta_min, cosine.begin) == ('CosineAnnealingLR', 1e-5, warmup.end)
-    end = cfg.train_cfg.get('max_epochs') if cosine.by_epoch else cfg.train_cfg.get('max_iters')
-    assert cosine.end == end and warmup.by_epoch == cosine.by_epoch
+    schedule = cfg.param_scheduler.distiller
+    if isinstance(schedule, dict):
+        # Warm-up over the first fifth of the student's schedule, whose end the Runner fills in (by_epoch says
+        # which: the student's train loop must count the same unit).
+        assert (schedule.type, schedule.warmup_ratio, schedule.start_factor, schedule.eta_min) == (
+            'mmdistkd.LinearWarmupCosineLR', 0.2, 0.01, 1e-5)
+        assert 'end' not in schedule and schedule.by_epoch == ('max_epochs' in cfg.train_cfg)
+    else:  # the authors' 20 warm-up epochs, then cosine to the last
+        warmup, cosine = schedule
+        assert (warmup.type, warmup.start_factor, warmup.begin, warmup.end) == ('LinearLR', 0.01, 0, 20)
+        assert (cosine.type, cosine.eta_min, cosine.begin) == ('CosineAnnealingLR', 1e-5, warmup.end)
+        assert cosine.end == cfg.train_cfg.max_epochs and warmup.by_epoch and cosine.by_epoch
     assert cfg.param_scheduler.architecture
 
 

@@ -4,8 +4,6 @@ partition of the parameters, one step of each optimizer against the update rules
 accumulation, the shared AMP loss scale, and a real mmengine Runner (schedules per optimizer, kill-and-resume,
 the exported student, single-optimizer configs unchanged)."""
 import copy
-import importlib.util
-import os.path as osp
 
 import pytest
 import torch
@@ -20,7 +18,7 @@ from mmpretrain.structures import DataSample
 import mmdistkd  # noqa: F401
 from mmdistkd.engine.optimizers import DistillOptimWrapperDict, optim_wrapper_cfg_for
 from mmdistkd.registry import MODELS
-from mmdistkd.testing import REPO, TinyImages
+from mmdistkd.testing import TinyImages, load_tool
 
 NUM_CLASSES, NUM_IMAGES, BATCH_SIZE, SIZE = 4, 8, 4, 16
 SGD_LR, SGD_MOMENTUM, SGD_DECAY = 0.01, 0.9, 1e-4
@@ -283,15 +281,8 @@ def test_amp_on_some_wrappers_only_or_with_different_scales_is_refused(monkeypat
         build_optim_wrapper(model, separate_optim_wrapper(type='AmpOptimWrapper', distiller_loss_scale=512.))
 
 
-def load_train_tool():
-    spec = importlib.util.spec_from_file_location('train_tool', osp.join(REPO, 'tools', 'train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_train_tool_amp_flag_sets_every_wrapper_of_the_dict_form():
-    enable_amp = load_train_tool().enable_amp
+    enable_amp = load_tool('tools/train.py').enable_amp
     cfg = Config(dict(optim_wrapper=separate_optim_wrapper()))
     enable_amp(cfg)
     for entry in ('architecture', 'distiller'):
@@ -408,7 +399,7 @@ def test_kill_and_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path)
 def test_amp_training_in_a_runner_on_cpu(monkeypatch, tmp_path):
     cpu_amp(monkeypatch)
     cfg = Config(dict(optim_wrapper=separate_optim_wrapper()))
-    load_train_tool().enable_amp(cfg)
+    load_tool('tools/train.py').enable_amp(cfg)
     log = OutputsLog()
     runner = run(tmp_path, 2, cfg.optim_wrapper.to_dict(), name='amp', hooks=[log])
     assert runner.optim_wrapper['distiller'].loss_scaler is runner.optim_wrapper['architecture'].loss_scaler

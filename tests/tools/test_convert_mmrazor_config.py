@@ -9,7 +9,6 @@ classes the stand-ins' checksums instead (nothing else of the dataset code chang
 import ast
 import gc
 import hashlib
-import importlib.util
 import io
 import json
 import math
@@ -27,19 +26,12 @@ import traceback
 import numpy as np
 import pytest
 
+from mmdistkd.testing import load_tool
+
 TESTS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 REPO = osp.dirname(TESTS)
 TOOL = osp.join(REPO, 'tools', 'misc', 'convert_mmrazor_config.py')
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('convert_mmrazor_config', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = load_tool()
+tool = load_tool(TOOL)
 ZOO = tool.mmrazor_zoo()
 # MMRazor's 31 distillation configs this project trains: all but mmdet3d's (mmdet3d is not a dependency) and the
 # CRD dataset file (a _base_, no model).

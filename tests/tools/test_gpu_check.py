@@ -2,13 +2,11 @@
 process, as starting one costs seconds of imports), its exit 0 when CUDA is absent, and a real table from its
 rows on the CPU (the developer flag ``--device cpu``: fp32 and channels-last teacher, on the demo DIST
 classification config at 32x32)."""
-import importlib.util
 import json
-import os.path as osp
 
 import pytest
 
-from mmdistkd.testing import REPO, run_tool
+from mmdistkd.testing import load_tool, run_tool
 
 TOOL = 'tools/analysis/gpu_check.py'
 CPU_ROWS = ['--device', 'cpu', '--configs', 'configs/demo/dist_resnet34_resnet18_demo_cls.py', '--variants', 'fp32',
@@ -23,9 +21,7 @@ CPU_ROWS = ['--device', 'cpu', '--configs', 'configs/demo/dist_resnet34_resnet18
                                                 "AmpOptimWrapper needs a GPU), not ['bf16']"),
 ])
 def test_wrong_arguments_exit_2_with_the_reason(args, message, capsys):
-    spec = importlib.util.spec_from_file_location('gpu_check', osp.join(REPO, TOOL))
-    gpu_check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_check)
+    gpu_check = load_tool(TOOL)
     with pytest.raises(SystemExit) as exit_status:
         gpu_check.parse_args(args)
     assert exit_status.value.code == 2
