@@ -23,6 +23,7 @@ def test_two_traces_of_one_config_are_bit_identical_and_train(tmp_path):
     assert before == json.loads((tmp_path / 'after.json').read_text())
     out = run_tool([TOOL, '--compare', str(tmp_path / 'before.json'), str(tmp_path / 'after.json')])
     assert f'ok   {CONFIG} loss_dist: max relative difference 0' in out.stdout
+    assert f'{CONFIG}: every loss finite on both sides for 3 of 3 iterations' in out.stdout
 
 
 def test_compare_names_the_first_iteration_that_differs_and_what_is_missing():
@@ -34,4 +35,5 @@ def test_compare_names_the_first_iteration_that_differs_and_what_is_missing():
                     ('gone.py', '(whole config)', math.inf, None, False),
                     ('new.py', '(whole config)', math.inf, None, False)]
     assert tool.compare(before, after, tolerance=0.25)[1][-1]
-    assert tool.relative_difference(math.nan, math.nan) == 0.0  # both diverged alike
+    assert tool.relative_difference(math.nan, math.nan) == 0.0  # both diverged alike ...
+    assert tool.finite_iterations([dict(loss=1.0), dict(loss=math.nan), dict(loss=1.0)]) == 1  # ... and say from when

@@ -12,8 +12,9 @@ the rest, e.g. the focal-loss heads' prior bias, keeps training finite), with it
 synthetic batch of seed ``i`` (``synthetic_batch_for``: the student's task and classes) after
 ``torch.manual_seed(i)`` (DPK's token masks).
 ``--compare`` prints, per config and loss, the largest relative difference over the iterations and the first
-iteration that differs, and exits 1 when a config or loss is missing on one side or a difference exceeds
-``--tolerance`` (default 0: bit-identical).
+iteration that differs, and per config how many iterations kept every loss finite on both sides (a run that
+diverges compares equal afterwards only in that both are NaN); it exits 1 when a config or loss is missing on one
+side or a difference exceeds ``--tolerance`` (default 0: bit-identical).
 """
 import argparse
 import json
@@ -23,6 +24,7 @@ import sys
 from unittest import mock
 
 import torch
+from mmengine.config import DictAction
 from mmengine.model.weight_init import PretrainedInit
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
@@ -45,6 +47,10 @@ def parse_args(argv=None):
     parser.add_argument('--iters', type=int, default=200, help='training iterations per config')
     parser.add_argument('--input-size', type=int, nargs=2, metavar=('H', 'W'),
                         help='default: 256 256 (det), 128 128 (seg), 64 64 (cls)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override settings of every config, as tools/train.py (e.g. a lower '
+                             'optim_wrapper.optimizer.lr where the configured warm-up, not stepped here, keeps a '
+                             'run finite)')
     parser.add_argument('--compare', nargs=2, metavar=('BEFORE', 'AFTER'), help='compare two trace files')
     parser.add_argument('--tolerance', type=float, default=0.0, help='largest relative difference that passes')
     args = parser.parse_intermixed_args(argv)
@@ -55,9 +61,9 @@ def parse_args(argv=None):
     return args
 
 
-def trace(config, iters, input_size=None):
+def trace(config, iters, input_size=None, cfg_options=None):
     """Logged losses (floats by name) of each of ``iters`` training iterations of ``config``."""
-    cfg = load_benchmark_config(config)
+    cfg = load_benchmark_config(config, cfg_options)
     cfg.model.check_teacher = False
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmengine')):
@@ -82,6 +88,11 @@ def relative_difference(a, b):
     if a == b or (math.isnan(a) and math.isnan(b)):
         return 0.0
     return abs(a - b) / max(abs(a), abs(b))
+
+
+def finite_iterations(steps):
+    """How many iterations from the first had every logged value finite."""
+    return next((i for i, step in enumerate(steps) if not all(map(math.isfinite, step.values()))), len(steps))
 
 
 def compare(before, after, tolerance):
@@ -114,11 +125,14 @@ def main(argv=None):
         for config, name, diff, first, ok in rows:
             where = '' if first is None else f' (from iteration {first})'
             print(f'{"ok  " if ok else "DIFF"} {config} {name}: max relative difference {diff:.3g}{where}')
+        for config in sorted(set(traces[0]) & set(traces[1])):
+            finite = min(finite_iterations(trace[config]) for trace in traces)
+            print(f'{config}: every loss finite on both sides for {finite} of {len(traces[0][config])} iterations')
         return 0 if all(row[-1] for row in rows) else 1
     traces = {}
     for config in args.configs:
         name = osp.relpath(osp.abspath(config))
-        traces[name] = trace(config, args.iters, args.input_size)
+        traces[name] = trace(config, args.iters, args.input_size, args.cfg_options)
         print(f'{name}: {args.iters} iterations, last loss {traces[name][-1]["loss"]:.6g}', flush=True)
     with open(args.out, 'w', encoding='utf-8') as f:
         json.dump(traces, f, indent=1)
