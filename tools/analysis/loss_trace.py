@@ -64,7 +64,7 @@ def parse_args(argv=None):
 def trace(config, iters, input_size=None, cfg_options=None):
     """Logged losses (floats by name) of each of ``iters`` training iterations of ``config``."""
     cfg = load_benchmark_config(config, cfg_options)
-    cfg.model.check_teacher = False
+    cfg.model.check_teacher = False  # no first-step teacher check: it would warn of the random teacher
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmengine')):
         model = MODELS.build(cfg.model)
